@@ -1,0 +1,26 @@
+// Durable file writes: temp file, fsync, rename. A reader never sees a half-written file.
+#pragma once
+
+#include <string>
+
+namespace retain {
+
+// Writes `bytes` to `path` atomically: PATH.tmp-<pid>, fsync, rename over PATH, fsync the folder.
+// Throws Error (with the path and errno text) on failure, leaving any old PATH untouched.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// Reads a whole file. Throws Error naming the path when it cannot be read.
+std::string read_file(const std::string& path);
+
+// fsync a file or a folder by path. Throws Error on failure.
+void fsync_path(const std::string& path);
+
+// Moves the fully written folder `tmp_dir` to `final_dir` atomically: fsyncs every file in
+// tmp_dir and tmp_dir itself, then renames. If final_dir exists and `replace` is true it is swapped
+// out (renamed aside, then removed) — otherwise throws Error. fsyncs the parent folder at the end.
+void commit_directory(const std::string& tmp_dir, const std::string& final_dir, bool replace);
+
+// A fresh temporary folder beside `final_dir` (FINAL.tmp-<pid>-<n>), created empty.
+std::string make_temp_dir_beside(const std::string& final_dir);
+
+}  // namespace retain

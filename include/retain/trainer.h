@@ -1,0 +1,99 @@
+// The training loop: AdamW, warm-up + cosine schedule, clipping, accumulation normalised by
+// trained tokens, length-grouped batches, periodic validation, checkpoints and bit-exact resume.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "retain/model.h"
+#include "retain/tokenizer.h"
+
+namespace retain {
+
+// Training settings. Every field is a job-config key of the same name (and a CLI flag with dashes).
+struct TrainConfig {
+  int64_t max_steps = 0;        // optimizer steps; 0 = derive from epochs
+  int64_t epochs = 1;           // passes over the training set when max_steps is 0
+  int64_t batch_size = 8;       // examples per micro-batch
+  int64_t grad_accum = 1;       // micro-batches per optimizer step
+  double lr = 3e-4;             // peak learning rate
+  double min_lr_ratio = 0.1;    // cosine decays to lr · min_lr_ratio
+  int64_t warmup_steps = 0;     // linear warm-up from 0 to lr
+  double weight_decay = 0.01;   // AdamW decoupled decay; not on biases or LayerNorm weights
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  double grad_clip = 1.0;       // max global gradient L2 norm; 0 disables clipping
+  uint64_t seed = 1234;         // data order, initialisation, dropout
+  std::string device = "cpu";   // cpu | cuda | cuda:N
+  std::string precision = "fp32";  // fp32 | bf16 (autocast; CUDA only)
+  int64_t eval_every = 0;       // validate every N steps (and at the end); 0 = only at the end
+  int64_t log_every = 10;       // progress line and metrics every N steps
+  int64_t checkpoint_every = 0; // checkpoint every N steps; 0 = never
+  int64_t keep_checkpoints = 2; // newest complete checkpoints kept
+  int64_t max_seq_len = 0;      // tokens per sequence; 0 = the model's n_positions
+  int64_t max_nonfinite = 10;   // consecutive skipped (non-finite) updates before giving up
+  int64_t threads = 0;          // CPU intra-op threads; 0 = LibTorch's default
+  bool group_by_length = true;  // batch similar lengths together
+  int64_t eval_batch_size = 16;
+
+  // Reads the keys of `j` it knows and rejects any other (ConfigError naming `what` and the key,
+  // with the nearest known key as a hint), wrong types and out-of-range values.
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& what);
+  nlohmann::json to_json() const;
+  // The keys from_json accepts.
+  static const std::vector<std::string>& keys();
+  // Throws ConfigError when the config cannot run here (bf16 without CUDA, a bad device string).
+  torch::Device resolved_device() const;
+};
+
+// One progress record (every log_every steps and at the last step).
+struct StepLog {
+  int64_t step = 0, total_steps = 0;
+  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, eta_s = 0, elapsed_s = 0;
+  int64_t skipped_updates = 0, trained_tokens = 0;
+};
+
+struct ValidLog {
+  int64_t step = 0;
+  double loss = 0, perplexity = 0, token_accuracy = 0;
+};
+
+struct TrainHooks {
+  std::function<void(const StepLog&)> on_step;    // after each logged step
+  std::function<void(const ValidLog&)> on_valid;  // after each validation
+  std::function<void(int64_t step, int64_t total)> on_progress;  // after every step (cheap)
+  // Added to every micro-batch's loss (for example the EWC penalty); must be differentiable in
+  // the model's parameters. Its value is divided by grad_accum so that a step adds it once.
+  std::function<torch::Tensor()> regularizer;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;               // optimizer steps taken in total (including before a resume)
+  int64_t skipped_updates = 0;     // non-finite updates skipped
+  int64_t resumed_from_step = -1;  // -1 when not resumed
+  double last_loss = 0;
+  std::optional<ValidLog> last_valid;
+  double seconds = 0;
+};
+
+// Optimizer steps the config gives for a training set of `num_examples`.
+int64_t total_steps(const TrainConfig& config, int64_t num_examples);
+
+// Trains `model` (already on config.resolved_device()) on `train_set`. `valid_set` may be empty.
+// `run_dir` receives metrics.jsonl and checkpoints/step-N/ (model, AdamW moments, schedule and data
+// position, RNG state, then a COMPLETE marker). With `resume`, continues from the newest complete
+// checkpoint in run_dir (CheckpointError when there is none) and ends bit-identical (CPU) to an
+// uninterrupted run. Throws TrainingError after max_nonfinite consecutive non-finite updates.
+TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
+                   const std::vector<RenderedChat>& valid_set, const std::string& run_dir,
+                   bool resume, const TrainHooks& hooks = {});
+
+// Newest complete checkpoint folder of a run ("" when none).
+std::string latest_checkpoint(const std::string& run_dir);
+
+}  // namespace retain

@@ -1,0 +1,74 @@
+// Padding conversations into batches, and the length-grouped, seeded epoch order.
+#include "retain/batch.h"
+
+#include <algorithm>
+#include <random>
+
+namespace retain {
+
+Batch make_batch(const std::vector<RenderedChat>& examples, const std::vector<int64_t>& indices,
+                 int64_t max_len, bool pin) {
+  int64_t T = 1;
+  for (int64_t i : indices)
+    T = std::max<int64_t>(T, std::min<int64_t>(examples[i].ids.size() - 1, max_len));
+  const int64_t B = indices.size();
+  auto opts = torch::TensorOptions().pinned_memory(pin);
+  Batch b;
+  b.inputs = torch::zeros({B, T}, opts.dtype(torch::kLong));
+  b.targets = torch::zeros({B, T}, opts.dtype(torch::kLong));
+  b.mask = torch::zeros({B, T}, opts.dtype(torch::kFloat));
+  auto in = b.inputs.accessor<int64_t, 2>();
+  auto tg = b.targets.accessor<int64_t, 2>();
+  auto mk = b.mask.accessor<float, 2>();
+  for (int64_t r = 0; r < B; ++r) {
+    const auto& ex = examples[indices[r]];
+    const int64_t n = std::min<int64_t>(ex.ids.size() - 1, T);
+    for (int64_t t = 0; t < n; ++t) {
+      in[r][t] = ex.ids[t];
+      tg[r][t] = ex.ids[t + 1];
+      mk[r][t] = ex.mask[t + 1];
+      b.trained_tokens += ex.mask[t + 1];
+    }
+    b.tokens += n;
+  }
+  return b;
+}
+
+Batch to_device(const Batch& batch, const torch::Device& device) {
+  if (device.is_cpu()) return batch;
+  Batch out = batch;
+  out.inputs = batch.inputs.to(device, /*non_blocking=*/true);
+  out.targets = batch.targets.to(device, true);
+  out.mask = batch.mask.to(device, true);
+  return out;
+}
+
+std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& lengths,
+                                                int64_t batch_size, uint64_t seed, int64_t epoch,
+                                                bool group_by_length) {
+  std::vector<int64_t> order(lengths.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // std::shuffle's algorithm is unspecified across standard libraries; a hand-written
+  // Fisher–Yates over mt19937_64 keeps the order (and so resume) identical everywhere.
+  std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
+  auto shuffle = [&rng](auto& v) {
+    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
+  };
+  shuffle(order);
+  if (group_by_length) {
+    const size_t window = static_cast<size_t>(batch_size) * 64;
+    for (size_t start = 0; start < order.size(); start += window) {
+      auto end = order.begin() + std::min(order.size(), start + window);
+      std::stable_sort(order.begin() + start, end,
+                       [&](int64_t a, int64_t b) { return lengths[a] < lengths[b]; });
+    }
+  }
+  std::vector<std::vector<int64_t>> batches;
+  for (size_t start = 0; start < order.size(); start += batch_size)
+    batches.emplace_back(order.begin() + start,
+                         order.begin() + std::min(order.size(), start + batch_size));
+  if (group_by_length) shuffle(batches);
+  return batches;
+}
+
+}  // namespace retain

@@ -1,0 +1,239 @@
+// Flag definitions and library calls of each `retain` subcommand.
+#include "commands.h"
+
+#include <unistd.h>
+
+#include <iostream>
+
+#include <spdlog/sinks/basic_file_sink.h>
+
+#include "retain/config.h"
+#include "retain/data.h"
+#include "retain/data_report.h"
+#include "retain/errors.h"
+#include "retain/eval.h"
+#include "retain/finetune.h"
+#include "retain/log.h"
+#include "retain/model.h"
+
+namespace retain::cli {
+
+namespace {
+
+std::string dashed(std::string key) {
+  for (auto& c : key)
+    if (c == '_') c = '-';
+  return key;
+}
+
+// A flag value typed on the command line, converted to the JSON type of the key's default.
+nlohmann::json flag_value(const std::string& key, const std::string& text, const nlohmann::json& def) {
+  const std::string flag = "--" + dashed(key);
+  try {
+    size_t used = 0;
+    if (def.is_boolean()) {
+      if (text == "true" || text == "1") return true;
+      if (text == "false" || text == "0") return false;
+      throw std::invalid_argument("bool");
+    }
+    if (def.is_number_integer() || def.is_number_unsigned()) {
+      const long long v = std::stoll(text, &used);
+      if (used != text.size()) throw std::invalid_argument("int");
+      return v;
+    }
+    if (def.is_number()) {
+      const double v = std::stod(text, &used);
+      if (used != text.size()) throw std::invalid_argument("float");
+      return v;
+    }
+    return text;
+  } catch (const std::logic_error&) {
+    const char* expected = def.is_boolean() ? "true or false"
+                           : def.is_number_integer() || def.is_number_unsigned() ? "an integer" : "a number";
+    throw ConfigError(flag + ": expected " + std::string(expected) + ", got \"" + text + "\"");
+  }
+}
+
+void draw_progress(int64_t step, int64_t total) {
+  const int width = 30;
+  const int filled = total > 0 ? int(width * step / total) : width;
+  std::fprintf(stderr, "\r\033[K[%s%s] %3d%% %ld/%ld", std::string(filled, '#').c_str(),
+               std::string(width - filled, '.').c_str(), total > 0 ? int(100 * step / total) : 100,
+               long(step), long(total));
+  if (step == total) std::fputc('\n', stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+Commands::Commands(CLI::App& app) {
+  add_finetune(app);
+  add_eval(app);
+  add_generate(app);
+  add_data(app);
+}
+
+void Commands::add_finetune(CLI::App& app) {
+  finetune_ = app.add_subcommand("finetune", "fine-tune a model directory on chat data");
+  auto* f = finetune_;
+  f->add_option("--config", config_path_, "job config (JSON); flags override its keys");
+  f->add_option("--resume", resume_, "continue the run in RUN_DIR from its newest complete checkpoint");
+  f->add_flag("--overwrite", overwrite_, "replace an existing --out directory");
+  const std::vector<std::pair<std::string, std::string>> paths = {
+      {"model", "preset folder (fresh init) or model directory with weights"},
+      {"train", "training data (chat JSONL)"},
+      {"valid", "validation data (chat JSONL), evaluated every --eval-every steps"},
+      {"out", "model directory to write"},
+      {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out>"}};
+  for (const auto& [key, help] : paths)
+    f->add_option("--" + dashed(key), job_flags_[key], help);
+  const nlohmann::json defaults = TrainConfig{}.to_json();
+  for (const auto& key : TrainConfig::keys())
+    f->add_option("--" + dashed(key), job_flags_[key], "training: " + key)
+        ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
+}
+
+void Commands::add_eval(CLI::App& app) {
+  eval_ = app.add_subcommand("eval", "evaluate a model on a chat test set");
+  eval_->add_option("--model", model_, "model directory (or preset, freshly initialised with --seed)")->required();
+  eval_->add_option("--test", test_, "test data (chat JSONL)")->required();
+  eval_->add_flag("--json", json_, "print the metrics as JSON");
+  eval_->add_option("--batch-size", batch_size_, "examples per batch")->capture_default_str();
+  eval_->add_option("--max-new-tokens", max_new_tokens_, "longest generated reply")->capture_default_str();
+  eval_->add_flag("--no-exact-match", no_exact_match_, "skip generation (loss, perplexity, token accuracy only)");
+  eval_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
+  eval_->add_option("--seed", seed_, "initialisation seed for a preset without weights")->capture_default_str();
+}
+
+void Commands::add_generate(CLI::App& app) {
+  generate_ = app.add_subcommand("generate", "generate a reply (greedy, or sampled with temperature/top-k)");
+  generate_->add_option("--model", model_, "model directory")->required();
+  generate_->add_option("--prompt", prompt_, "the user's message")->required();
+  generate_->add_flag("--raw", raw_, "continue the prompt as plain text instead of answering it as a chat");
+  generate_->add_option("--max-new-tokens", max_new_tokens_, "tokens to generate at most")->capture_default_str();
+  generate_->add_option("--temperature", temperature_, "0 = greedy")->capture_default_str();
+  generate_->add_option("--top-k", top_k_, "sample among the k likeliest tokens; 0 = all")->capture_default_str();
+  generate_->add_option("--seed", seed_, "sampling seed")->capture_default_str();
+  generate_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
+}
+
+void Commands::add_data(CLI::App& app) {
+  auto* data = app.add_subcommand("data", "inspect training data");
+  data->require_subcommand(1);
+  data_validate_ = data->add_subcommand("validate", "check chat JSONL files and report statistics");
+  data_validate_->add_option("files", files_, "chat JSONL files")->required();
+  data_validate_->add_option("--model", model_, "model directory whose tokenizer and context to use (default: byte tokenizer)");
+  data_validate_->add_option("--context", context_, "context length for the too-long count; 0 = the model's or 256")->capture_default_str();
+  data_validate_->add_flag("--json", json_, "print the report as JSON");
+}
+
+int Commands::run() {
+  if (finetune_->parsed()) return finetune();
+  if (eval_->parsed()) return eval();
+  if (generate_->parsed()) return generate();
+  if (data_validate_->parsed()) return data_validate();
+  return kExitUsage;
+}
+
+int Commands::finetune() {
+  FinetuneHooks hooks;
+  hooks.on_run_started = [](const std::string& run_dir) {
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
+    sink->set_pattern("%Y-%m-%dT%H:%M:%S %L %v");
+    log()->sinks().push_back(sink);
+  };
+  if (isatty(STDERR_FILENO)) {
+    for (auto& sink : log()->sinks()) sink->set_pattern("\r\033[K%^%L%$ %H:%M:%S %v");
+    hooks.train.on_progress = draw_progress;
+  }
+  FinetuneResult result;
+  if (!resume_.empty()) {
+    for (const auto& [key, value] : job_flags_)
+      if (!value.empty()) throw ConfigError("--resume takes its settings from the run's job.json; drop --" + dashed(key));
+    result = resume_finetune(resume_, hooks);
+  } else {
+    nlohmann::json j = config_path_.empty() ? nlohmann::json::object() : load_json_file(config_path_);
+    if (!j.is_object()) throw ConfigError(config_path_ + ": a job config must be a JSON object");
+    const nlohmann::json defaults = TrainConfig{}.to_json();
+    for (const auto& [key, value] : job_flags_) {
+      if (value.empty()) continue;
+      j[key] = defaults.contains(key) ? flag_value(key, value, defaults.at(key)) : nlohmann::json(value);
+    }
+    if (overwrite_) j["overwrite"] = true;
+    result = run_finetune(FinetuneJob::from_json(j, config_path_.empty() ? "flags" : config_path_), hooks);
+  }
+  std::cout << "wrote " << result.out << " (" << result.summary.steps << " steps, run " << result.run_dir << ")";
+  if (result.valid) std::cout << " | valid loss " << result.valid->loss << " ppl " << result.valid->perplexity;
+  std::cout << "\n";
+  return kExitOk;
+}
+
+int Commands::eval() {
+  TrainConfig device_check;
+  device_check.device = device_;
+  const auto device = device_check.resolved_device();
+  auto loaded = load_model_dir(model_, seed_);
+  loaded.model->to(device);
+  const auto examples = read_chat_file(test_);
+  EvalOptions options;
+  options.batch_size = batch_size_;
+  options.exact_match = !no_exact_match_;
+  options.max_new_tokens = max_new_tokens_;
+  const auto result = evaluate(loaded.model, *loaded.tokenizer, examples, options);
+  if (json_) {
+    auto j = result.to_json();
+    j["model"] = model_;
+    j["test"] = test_;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("model %s | test %s | %ld examples, %ld trained tokens\n", model_.c_str(), test_.c_str(),
+                long(result.loss.examples), long(result.loss.trained_tokens));
+    std::printf("loss %.4f | perplexity %.3f | token_accuracy %.4f", result.loss.loss,
+                result.loss.perplexity, result.loss.token_accuracy);
+    if (result.exact_match_examples > 0) std::printf(" | exact_match %.4f", result.exact_match);
+    std::printf("\n");
+  }
+  return kExitOk;
+}
+
+int Commands::generate() {
+  TrainConfig device_check;
+  device_check.device = device_;
+  const auto device = device_check.resolved_device();
+  auto loaded = load_model_dir(model_, seed_);
+  loaded.model->to(device);
+  GenerateOptions options;
+  options.max_new_tokens = max_new_tokens_;
+  options.temperature = temperature_;
+  options.top_k = top_k_;
+  options.seed = seed_;
+  std::vector<int64_t> prompt;
+  if (raw_) {
+    prompt = loaded.tokenizer->encode(prompt_);
+  } else {
+    ChatExample chat;
+    chat.messages = {{Role::kUser, prompt_, 1}, {Role::kAssistant, "", 1}};
+    prompt = loaded.tokenizer->render_prompt(chat);
+    options.stop_token = loaded.tokenizer->end_of_turn_token();
+  }
+  if (prompt.empty()) throw ConfigError("--prompt: empty prompt");
+  std::cout << loaded.tokenizer->decode(retain::generate(loaded.model, prompt, options)) << "\n";
+  return kExitOk;
+}
+
+int Commands::data_validate() {
+  int64_t context = context_;
+  std::unique_ptr<Tokenizer> tokenizer = std::make_unique<ByteTokenizer>();
+  if (!model_.empty()) {
+    auto loaded = load_model_dir(model_, 0);
+    tokenizer = std::move(loaded.tokenizer);
+    if (context == 0) context = loaded.config.n_positions;
+  }
+  if (context == 0) context = 256;
+  const auto report = make_data_report(files_, *tokenizer, context);
+  if (json_) std::cout << to_json(report).dump(2) << "\n";
+  else std::cout << format_report(report);
+  return report.ok() ? kExitOk : kExitData;
+}
+
+}  // namespace retain::cli

@@ -1,0 +1,47 @@
+// The subcommands of `retain`: each registers its flags on construction and runs the library call.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace retain::cli {
+
+class Commands {
+ public:
+  explicit Commands(CLI::App& app);
+  // Runs the parsed subcommand; returns the exit code.
+  int run();
+
+ private:
+  void add_finetune(CLI::App& app);
+  void add_eval(CLI::App& app);
+  void add_generate(CLI::App& app);
+  void add_data(CLI::App& app);
+  int finetune();
+  int eval();
+  int generate();
+  int data_validate();
+
+  CLI::App* finetune_ = nullptr;
+  CLI::App* eval_ = nullptr;
+  CLI::App* generate_ = nullptr;
+  CLI::App* data_validate_ = nullptr;
+
+  // finetune
+  std::string config_path_, resume_;
+  std::map<std::string, std::string> job_flags_;  // key (underscores) → flag value as typed
+  bool overwrite_ = false;
+  // eval / generate / data
+  std::string model_, test_, prompt_, device_ = "cpu";
+  std::vector<std::string> files_;
+  bool json_ = false, no_exact_match_ = false, raw_ = false;
+  int64_t batch_size_ = 16, max_new_tokens_ = 128, top_k_ = 0, context_ = 0;
+  uint64_t seed_ = 1234;
+  double temperature_ = 0.0;
+};
+
+}  // namespace retain::cli

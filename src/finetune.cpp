@@ -1,0 +1,148 @@
+// One fine-tuning job, wired from the data, model, trainer and checkpoint modules.
+#include "retain/finetune.h"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "retain/config.h"
+#include "retain/data.h"
+#include "retain/errors.h"
+#include "retain/fileio.h"
+#include "retain/log.h"
+
+namespace retain {
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kPathKeys = {"model", "train", "valid", "out", "run_dir", "overwrite"};
+
+std::string timestamp() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  return buf;
+}
+
+std::vector<RenderedChat> render_all(const std::vector<ChatExample>& examples, const Tokenizer& tok) {
+  std::vector<RenderedChat> out;
+  out.reserve(examples.size());
+  for (const auto& ex : examples) out.push_back(tok.render(ex));
+  return out;
+}
+
+FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks& hooks) {
+  // 1. Validate everything before writing anything.
+  if (job.model.empty() || job.train.empty() || job.out.empty())
+    throw ConfigError("finetune needs model, train and out (flags --model, --train, --out or config keys)");
+  const auto train_examples = read_chat_file(job.train);
+  const auto valid_examples = job.valid.empty() ? std::vector<ChatExample>{} : read_chat_file(job.valid);
+  if (train_examples.empty()) throw DataError(job.train + ": no examples");
+  if (!resume && fs::exists(job.out) && !job.overwrite)
+    throw ConfigError(job.out + ": output directory already exists; pass --overwrite to replace it");
+  LoadedModel loaded = load_model_dir(job.model, job.training.seed);
+  const torch::Device device = job.training.resolved_device();
+
+  // 2. The run folder and its resolved settings.
+  if (!resume) {
+    fs::create_directories(job.run_dir);
+    write_file_atomic((fs::path(job.run_dir) / "job.json").string(), job.to_json().dump(2) + "\n");
+  }
+  if (hooks.on_run_started) hooks.on_run_started(job.run_dir);
+  log()->info("{} {} → {} | model {} ({} parameters, {}) | {} train / {} valid examples | run {}",
+              resume ? "resuming" : "fine-tuning", job.train, job.out, job.model,
+              loaded.config.num_parameters(), loaded.has_weights ? "weights" : "fresh init",
+              train_examples.size(), valid_examples.size(), job.run_dir);
+
+  // 3. Train.
+  const auto train_set = render_all(train_examples, *loaded.tokenizer);
+  const auto valid_set = render_all(valid_examples, *loaded.tokenizer);
+  loaded.model->to(device);
+  FinetuneResult result;
+  result.summary = train(loaded.model, job.training, train_set, valid_set, job.run_dir, resume, hooks.train);
+  if (result.summary.last_valid) {
+    const auto& v = *result.summary.last_valid;
+    result.valid = LossStats{v.loss, v.perplexity, v.token_accuracy, 0, int64_t(valid_set.size())};
+  }
+
+  // 4. The new model directory, written atomically.
+  const nlohmann::json card = {{"created_by", "retain finetune"},
+                               {"base_model", job.model},
+                               {"run_dir", job.run_dir},
+                               {"steps", result.summary.steps},
+                               {"skipped_updates", result.summary.skipped_updates},
+                               {"train", job.train},
+                               {"valid", job.valid},
+                               {"training", job.training.to_json()}};
+  save_model_dir(job.out, loaded.config, loaded.model, *loaded.tokenizer, job.overwrite || resume, card);
+  result.run_dir = job.run_dir;
+  result.out = job.out;
+  return result;
+}
+
+}  // namespace
+
+const std::vector<std::string>& FinetuneJob::keys() {
+  static const std::vector<std::string> k = [] {
+    std::vector<std::string> out = kPathKeys;
+    out.insert(out.end(), TrainConfig::keys().begin(), TrainConfig::keys().end());
+    return out;
+  }();
+  return k;
+}
+
+FinetuneJob FinetuneJob::from_json(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_object()) throw ConfigError(what + ": a job config must be a JSON object");
+  reject_unknown_keys(j, keys(), what);
+  FinetuneJob job;
+  nlohmann::json training = nlohmann::json::object();
+  for (const auto& [key, value] : j.items()) {
+    if (key == "overwrite") {
+      if (!value.is_boolean()) throw ConfigError(what + ": \"overwrite\" must be true or false");
+      job.overwrite = value.get<bool>();
+    } else if (std::find(kPathKeys.begin(), kPathKeys.end(), key) != kPathKeys.end()) {
+      if (!value.is_string()) throw ConfigError(what + ": \"" + key + "\" must be a string (a path)");
+      const auto s = value.get<std::string>();
+      if (key == "model") job.model = s;
+      else if (key == "train") job.train = s;
+      else if (key == "valid") job.valid = s;
+      else if (key == "out") job.out = s;
+      else job.run_dir = s;
+    } else {
+      training[key] = value;
+    }
+  }
+  job.training = TrainConfig::from_json(training, what);
+  if (job.run_dir.empty() && !job.out.empty())
+    job.run_dir = (fs::path("runs") / (timestamp() + "-" + fs::path(job.out).filename().string())).string();
+  return job;
+}
+
+nlohmann::json FinetuneJob::to_json() const {
+  nlohmann::json j = training.to_json();
+  j["model"] = model;
+  j["train"] = train;
+  j["valid"] = valid;
+  j["out"] = out;
+  j["run_dir"] = run_dir;
+  j["overwrite"] = overwrite;
+  return j;
+}
+
+FinetuneResult run_finetune(const FinetuneJob& job, const FinetuneHooks& hooks) {
+  if (fs::exists(fs::path(job.run_dir) / "job.json"))
+    throw ConfigError(job.run_dir + ": a run already lives here; resume it with --resume " + job.run_dir +
+                      " or choose another --run-dir");
+  return execute(job, false, hooks);
+}
+
+FinetuneResult resume_finetune(const std::string& run_dir, const FinetuneHooks& hooks) {
+  const std::string path = (fs::path(run_dir) / "job.json").string();
+  if (!fs::exists(path)) throw CheckpointError(run_dir + ": not a run folder (no job.json)");
+  FinetuneJob job = FinetuneJob::from_json(load_json_file(path), path);
+  job.run_dir = run_dir;
+  return execute(job, true, hooks);
+}
+
+}  // namespace retain

@@ -1,0 +1,147 @@
+// TrainConfig: the training keys of a job config, validated once on load.
+#include <algorithm>
+#include <variant>
+
+#include "retain/config.h"
+#include "retain/errors.h"
+#include "retain/trainer.h"
+
+namespace retain {
+
+namespace {
+
+using FieldPtr = std::variant<int64_t TrainConfig::*, uint64_t TrainConfig::*, double TrainConfig::*,
+                              std::string TrainConfig::*, bool TrainConfig::*>;
+struct Field {
+  const char* key;
+  FieldPtr ptr;
+  double min;  // smallest allowed value for numbers
+};
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> f = {
+      {"max_steps", &TrainConfig::max_steps, 0},
+      {"epochs", &TrainConfig::epochs, 1},
+      {"batch_size", &TrainConfig::batch_size, 1},
+      {"grad_accum", &TrainConfig::grad_accum, 1},
+      {"lr", &TrainConfig::lr, 0},
+      {"min_lr_ratio", &TrainConfig::min_lr_ratio, 0},
+      {"warmup_steps", &TrainConfig::warmup_steps, 0},
+      {"weight_decay", &TrainConfig::weight_decay, 0},
+      {"adam_beta1", &TrainConfig::adam_beta1, 0},
+      {"adam_beta2", &TrainConfig::adam_beta2, 0},
+      {"adam_eps", &TrainConfig::adam_eps, 0},
+      {"grad_clip", &TrainConfig::grad_clip, 0},
+      {"seed", &TrainConfig::seed, 0},
+      {"device", &TrainConfig::device, 0},
+      {"precision", &TrainConfig::precision, 0},
+      {"eval_every", &TrainConfig::eval_every, 0},
+      {"log_every", &TrainConfig::log_every, 1},
+      {"checkpoint_every", &TrainConfig::checkpoint_every, 0},
+      {"keep_checkpoints", &TrainConfig::keep_checkpoints, 1},
+      {"max_seq_len", &TrainConfig::max_seq_len, 0},
+      {"max_nonfinite", &TrainConfig::max_nonfinite, 1},
+      {"threads", &TrainConfig::threads, 0},
+      {"group_by_length", &TrainConfig::group_by_length, 0},
+      {"eval_batch_size", &TrainConfig::eval_batch_size, 1},
+  };
+  return f;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string nearest_key(const std::string& key, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_d = 4;  // farther than this is no useful hint
+  for (const auto& k : known) {
+    const size_t d = edit_distance(key, k);
+    if (d < best_d) best_d = d, best = k;
+  }
+  return best;
+}
+
+const std::vector<std::string>& TrainConfig::keys() {
+  static const std::vector<std::string> k = [] {
+    std::vector<std::string> out;
+    for (const auto& f : fields()) out.push_back(f.key);
+    return out;
+  }();
+  return k;
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_object()) throw ConfigError(what + ": the training settings must be a JSON object");
+  reject_unknown_keys(j, keys(), what);
+  TrainConfig c;
+  for (const auto& [key, value] : j.items()) {
+    auto f = std::find_if(fields().begin(), fields().end(), [&](const Field& f) { return key == f.key; });
+    auto bad = [&](const char* expected) {
+      return ConfigError(what + ": \"" + key + "\" must be " + expected + ", got " + value.dump());
+    };
+    std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(c.*member)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            if (!value.is_string()) throw bad("a string");
+            c.*member = value.get<std::string>();
+          } else if constexpr (std::is_same_v<T, bool>) {
+            if (!value.is_boolean()) throw bad("true or false");
+            c.*member = value.get<bool>();
+          } else if constexpr (std::is_same_v<T, double>) {
+            if (!value.is_number() || value.get<double>() < f->min) throw bad(
+                f->min == 0 ? "a number ≥ 0" : "a number ≥ 1");
+            c.*member = value.get<double>();
+          } else {
+            if (!value.is_number_integer() || value.get<int64_t>() < f->min)
+              throw bad(f->min == 0 ? "an integer ≥ 0" : "an integer ≥ 1");
+            c.*member = static_cast<T>(value.get<int64_t>());
+          }
+        },
+        f->ptr);
+  }
+  if (c.precision != "fp32" && c.precision != "bf16")
+    throw ConfigError(what + ": \"precision\" must be fp32 or bf16, got \"" + c.precision + "\"");
+  if (c.adam_beta1 >= 1 || c.adam_beta2 >= 1)
+    throw ConfigError(what + ": adam_beta1 and adam_beta2 must be below 1");
+  if (c.min_lr_ratio > 1) throw ConfigError(what + ": \"min_lr_ratio\" must be at most 1");
+  c.resolved_device();  // validates the device string and precision/device pairing
+  return c;
+}
+
+nlohmann::json TrainConfig::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : fields())
+    std::visit([&](auto member) { j[f.key] = this->*member; }, f.ptr);
+  return j;
+}
+
+torch::Device TrainConfig::resolved_device() const {
+  const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
+  if (device != "cpu" && !cuda)
+    throw ConfigError("device must be cpu, cuda or cuda:N, got \"" + device + "\"");
+  if (precision == "bf16" && !cuda)
+    throw ConfigError("precision bf16 (autocast) needs a CUDA device; on CPU train in fp32 "
+                      "(drop --precision bf16 or pass --device cuda)");
+  try {
+    return torch::Device(device);
+  } catch (const c10::Error&) {
+    throw ConfigError("device must be cpu, cuda or cuda:N, got \"" + device + "\"");
+  }
+}
+
+}  // namespace retain

@@ -1,0 +1,239 @@
+// The training loop (see trainer.h). Reads top to bottom: periodic validation and checkpoints,
+// then the step (batch → forward → loss → backward → clip → AdamW), then diagnostics.
+#include "retain/trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "retain/batch.h"
+#include "retain/errors.h"
+#include "retain/eval.h"
+#include "retain/log.h"
+#include "retain/optimizer.h"
+#include "retain/train_checkpoint.h"
+
+namespace retain {
+namespace fs = std::filesystem;
+
+int64_t total_steps(const TrainConfig& config, int64_t num_examples) {
+  if (config.max_steps > 0) return config.max_steps;
+  const int64_t batches = (num_examples + config.batch_size - 1) / config.batch_size;
+  return std::max<int64_t>(1, (config.epochs * batches) / config.grad_accum);
+}
+
+namespace {
+
+// Linear warm-up to lr, then cosine decay to lr · min_lr_ratio at the last step.
+double learning_rate(const TrainConfig& c, int64_t step, int64_t total) {
+  if (step < c.warmup_steps) return c.lr * double(step + 1) / double(c.warmup_steps);
+  const double progress = double(step - c.warmup_steps) / double(std::max<int64_t>(1, total - c.warmup_steps));
+  const double min_lr = c.lr * c.min_lr_ratio;
+  return min_lr + 0.5 * (c.lr - min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+// bf16 autocast on CUDA for the scope of a forward pass.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+};
+
+// The deterministic micro-batch stream: micro-batch m is batch (m mod B) of epoch m / B.
+class BatchStream {
+ public:
+  BatchStream(const std::vector<RenderedChat>& set, const TrainConfig& c, int64_t max_len)
+      : set_(set), config_(c), max_len_(max_len) {
+    for (const auto& ex : set) lengths_.push_back(ex.ids.size());
+    per_epoch_ = (int64_t(set.size()) + c.batch_size - 1) / c.batch_size;
+  }
+  Batch get(int64_t micro, bool pin) {
+    const int64_t epoch = micro / per_epoch_;
+    if (epoch != epoch_) {
+      order_ = epoch_batches(lengths_, config_.batch_size, config_.seed, epoch, config_.group_by_length);
+      epoch_ = epoch;
+    }
+    return make_batch(set_, order_[micro % per_epoch_], max_len_, pin);
+  }
+
+ private:
+  const std::vector<RenderedChat>& set_;
+  const TrainConfig& config_;
+  int64_t max_len_, per_epoch_ = 1, epoch_ = -1;
+  std::vector<int64_t> lengths_;
+  std::vector<std::vector<int64_t>> order_;
+};
+
+std::string format_duration(double s) {
+  char buf[32];
+  const int64_t t = std::llround(std::max(0.0, s));
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", long(t / 3600), long(t / 60 % 60));
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", long(t / 60), long(t % 60));
+  return buf;
+}
+
+}  // namespace
+
+TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
+                   const std::vector<RenderedChat>& valid_set, const std::string& run_dir,
+                   bool resume, const TrainHooks& hooks) {
+  using Clock = std::chrono::steady_clock;
+  if (train_set.empty()) throw TrainingError("the training set is empty");
+  const torch::Device device = config.resolved_device();
+  if (config.threads > 0) torch::set_num_threads(config.threads);
+  const int64_t max_len = config.max_seq_len > 0
+                              ? std::min(config.max_seq_len, model->config().n_positions)
+                              : model->config().n_positions;
+  const int64_t total = total_steps(config, train_set.size());
+  const bool pin = device.is_cuda();
+
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  std::vector<torch::Tensor> params;
+  for (auto& p : model->named_parameters())
+    if (p.value().requires_grad()) named.emplace_back(p.key(), p.value()), params.push_back(p.value());
+  AdamW optimizer(named, {config.adam_beta1, config.adam_beta2, config.adam_eps, config.weight_decay});
+
+  TrainerState state;
+  TrainSummary summary;
+  fs::create_directories(fs::path(run_dir) / "checkpoints");
+  if (resume) {
+    const std::string dir = latest_checkpoint(run_dir);
+    if (dir.empty())
+      throw CheckpointError(run_dir + ": no complete checkpoint to resume from (checkpoints/step-N "
+                            "with a COMPLETE marker)");
+    state = load_train_checkpoint(dir, model, optimizer);
+    summary.resumed_from_step = state.step;
+    log()->info("resumed from {} (step {}/{})", dir, state.step, total);
+  }
+  MetricsWriter metrics((fs::path(run_dir) / "metrics.jsonl").string(), resume ? state.step : -1);
+
+  BatchStream stream(train_set, config, max_len);
+  model->train();
+  const auto t_start = Clock::now();
+  auto t_log = t_start;
+  int64_t tokens_since_log = 0;
+  const int64_t start_step = state.step;
+
+  for (int64_t step = start_step; step <= total; ++step) {
+    const bool last_step = step == total;
+
+    // Periodic jobs first: validation, then a checkpoint of the state after `step` updates.
+    if (!valid_set.empty() && ((config.eval_every > 0 && step % config.eval_every == 0 && step > 0) || last_step)) {
+      const auto stats = evaluate_loss(model, valid_set, config.eval_batch_size);
+      ValidLog v{step, stats.loss, stats.perplexity, stats.token_accuracy};
+      log()->info("valid step {}/{} | loss {:.4f} | ppl {:.3f} | token_acc {:.4f}", step, total,
+                  v.loss, v.perplexity, v.token_accuracy);
+      metrics.write({{"type", "valid"}, {"step", step}, {"loss", v.loss},
+                     {"perplexity", v.perplexity}, {"token_accuracy", v.token_accuracy}});
+      summary.last_valid = v;
+      if (hooks.on_valid) hooks.on_valid(v);
+    }
+    if (config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step > start_step && !last_step) {
+      state.step = step;
+      save_train_checkpoint(run_dir, state, model, optimizer, config.keep_checkpoints);
+    }
+    if (last_step) break;
+
+    // The training step: one optimizer update over grad_accum micro-batches.
+    std::vector<Batch> window;
+    int64_t window_tokens = 0;
+    for (int64_t a = 0; a < config.grad_accum; ++a) {
+      window.push_back(stream.get(state.micro_batch + a, pin));
+      window_tokens += window.back().trained_tokens;
+    }
+    // Normalise by the trained tokens of the whole window, not per micro-batch.
+    const double norm = 1.0 / double(std::max<int64_t>(1, window_tokens));
+    torch::Tensor loss_step = torch::zeros({}, torch::TensorOptions().device(device));
+    for (const auto& host_batch : window) {
+      Batch b = to_device(host_batch, device);
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(config.precision == "bf16");
+        auto logits = model->forward(b.inputs);  // (B, T, V)
+        loss = masked_lm_loss_sum(logits, b.targets, b.mask) * norm;
+      }
+      if (hooks.regularizer) loss = loss + hooks.regularizer() / double(config.grad_accum);
+      loss.backward();
+      loss_step += loss.detach().to(torch::kFloat);
+      tokens_since_log += b.tokens;
+    }
+    auto grad_norm_t = clip_grad_norm(params, config.grad_clip);
+    const auto host = torch::stack({loss_step, grad_norm_t.to(loss_step.device())}).cpu();  // one sync
+    const double loss_value = host[0].item<double>(), grad_norm = host[1].item<double>();
+    const double lr = learning_rate(config, step, total);
+    if (std::isfinite(loss_value) && std::isfinite(grad_norm)) {
+      optimizer.step(lr);
+      state.nonfinite_run = 0;
+    } else {
+      ++state.skipped_updates;
+      if (++state.nonfinite_run >= config.max_nonfinite)
+        throw TrainingError("step " + std::to_string(step + 1) + ": " +
+                            std::to_string(state.nonfinite_run) +
+                            " non-finite updates in a row (loss " + std::to_string(loss_value) +
+                            "); lower --lr or check the data");
+      log()->warn("step {}: non-finite loss or gradient, update skipped", step + 1);
+    }
+    optimizer.zero_grad();
+    state.micro_batch += config.grad_accum;
+    state.step = step + 1;
+    summary.last_loss = loss_value;
+    if (hooks.on_progress) hooks.on_progress(state.step, total);
+
+    // Diagnostics.
+    if (state.step % config.log_every == 0 || state.step == total) {
+      const auto now = Clock::now();
+      const double dt = std::chrono::duration<double>(now - t_log).count();
+      const double elapsed = std::chrono::duration<double>(now - t_start).count();
+      StepLog s;
+      s.step = state.step;
+      s.total_steps = total;
+      s.loss = loss_value;
+      s.lr = lr;
+      s.grad_norm = grad_norm;
+      s.tokens_per_s = dt > 0 ? tokens_since_log / dt : 0;
+      s.elapsed_s = elapsed;
+      s.eta_s = elapsed / double(state.step - start_step) * double(total - state.step);
+      s.skipped_updates = state.skipped_updates;
+      log()->info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f} | tok/s {:.0f} | eta {}",
+                  s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s,
+                  format_duration(s.eta_s));
+      metrics.write({{"type", "train"}, {"step", s.step}, {"loss", s.loss}, {"lr", s.lr},
+                     {"grad_norm", s.grad_norm}, {"tokens_per_s", s.tokens_per_s},
+                     {"skipped_updates", s.skipped_updates}, {"elapsed_s", s.elapsed_s}});
+      if (hooks.on_step) hooks.on_step(s);
+      t_log = now;
+      tokens_since_log = 0;
+    }
+  }
+  model->eval();
+  summary.steps = state.step;
+  summary.skipped_updates = state.skipped_updates;
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  return summary;
+}
+
+}  // namespace retain
