@@ -8,6 +8,7 @@
 #include "retain/config.h"
 #include "retain/data.h"
 #include "retain/errors.h"
+#include "retain/ewc.h"
 #include "retain/fileio.h"
 #include "retain/log.h"
 
@@ -16,7 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kPathKeys = {"model", "train", "valid", "out", "run_dir", "overwrite"};
+const std::vector<std::string> kPathKeys = {"model", "train", "valid", "out", "run_dir", "overwrite", "ewc_state"};
 
 std::string timestamp() {
   const std::time_t t = std::time(nullptr);
@@ -43,6 +44,16 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
     throw ConfigError(job.out + ": output directory already exists; pass --overwrite to replace it");
   LoadedModel loaded = load_model_dir(job.model, job.training.seed);
   const torch::Device device = job.training.resolved_device();
+  loaded.model->to(device);
+  // The EWC state (anchor θ*, Fisher F) comes from the base model directory or --ewc-state.
+  std::optional<EwcState> ewc;
+  if (job.training.ewc_lambda > 0) {
+    const std::string path = !job.ewc_state.empty() ? job.ewc_state : (fs::path(job.model) / kEwcFile).string();
+    if (!fs::exists(path))
+      throw ConfigError("ewc_lambda " + std::to_string(job.training.ewc_lambda) + " needs an EWC state, but " + path +
+                        " does not exist; run `retain fisher --model " + job.model + " --data FILE` or pass --ewc-state");
+    ewc = load_ewc(path, *loaded.model);
+  }
 
   // 2. The run folder and its resolved settings.
   if (!resume) {
@@ -58,9 +69,13 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   // 3. Train.
   const auto train_set = render_all(train_examples, *loaded.tokenizer);
   const auto valid_set = render_all(valid_examples, *loaded.tokenizer);
-  loaded.model->to(device);
   FinetuneResult result;
-  result.summary = train(loaded.model, job.training, train_set, valid_set, job.run_dir, resume, hooks.train);
+  TrainHooks train_hooks = hooks.train;
+  if (ewc) {
+    const double lambda = job.training.ewc_lambda;
+    train_hooks.regularizer = [&loaded, &ewc, lambda] { return ewc_penalty(*loaded.model, *ewc, lambda); };
+  }
+  result.summary = train(loaded.model, job.training, train_set, valid_set, job.run_dir, resume, train_hooks);
   if (result.summary.last_valid) {
     const auto& v = *result.summary.last_valid;
     result.valid = LossStats{v.loss, v.perplexity, v.token_accuracy, 0, int64_t(valid_set.size())};
@@ -108,6 +123,7 @@ FinetuneJob FinetuneJob::from_json(const nlohmann::json& j, const std::string& w
       else if (key == "train") job.train = s;
       else if (key == "valid") job.valid = s;
       else if (key == "out") job.out = s;
+      else if (key == "ewc_state") job.ewc_state = s;
       else job.run_dir = s;
     } else {
       training[key] = value;
@@ -127,6 +143,7 @@ nlohmann::json FinetuneJob::to_json() const {
   j["out"] = out;
   j["run_dir"] = run_dir;
   j["overwrite"] = overwrite;
+  j["ewc_state"] = ewc_state;
   return j;
 }
 

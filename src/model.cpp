@@ -33,7 +33,30 @@ double probability(const nlohmann::json& j, const char* key, double fallback,
   return v.get<double>();
 }
 
+thread_local std::vector<LayerCapture>* g_capture = nullptr;
+
+void capture(LayerCapture::Kind kind, const torch::nn::Module* m, const torch::Tensor& in, torch::Tensor& out) {
+  if (g_capture == nullptr || !out.requires_grad()) return;
+  out.retain_grad();
+  g_capture->push_back({kind, m, in.detach(), out});
+}
+
+torch::Tensor linear(torch::nn::Linear& layer, const torch::Tensor& x) {
+  auto y = layer(x);
+  capture(LayerCapture::Kind::kLinear, layer.get(), x, y);
+  return y;
+}
+
+torch::Tensor layer_norm(torch::nn::LayerNorm& layer, const torch::Tensor& x) {
+  auto y = layer(x);
+  capture(LayerCapture::Kind::kLayerNorm, layer.get(), x, y);
+  return y;
+}
+
 }  // namespace
+
+CaptureScope::CaptureScope() : previous_(g_capture) { g_capture = &records_; }
+CaptureScope::~CaptureScope() { g_capture = previous_; }
 
 GptConfig GptConfig::from_json(const nlohmann::json& j, const std::string& what) {
   if (!j.is_object()) throw ConfigError(what + ": model config must be a JSON object");
@@ -124,7 +147,7 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* cache_k,
                                                torch::Tensor* cache_v) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), D = C / n_head_;
-  auto qkv = c_attn(x).split(C, 2);  // 3 × (B, T, C)
+  auto qkv = linear(c_attn, x).split(C, 2);  // 3 × (B, T, C)
   auto q = qkv[0].view({B, T, n_head_, D}).transpose(1, 2);  // (B, H, T, D)
   auto k = qkv[1].view({B, T, n_head_, D}).transpose(1, 2);
   auto v = qkv[2].view({B, T, n_head_, D}).transpose(1, 2);
@@ -138,7 +161,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Te
   }
   auto y = causal_attention(q, k, v, attn_pdrop_, is_training());  // (B, H, T, D)
   y = y.transpose(1, 2).contiguous().view({B, T, C});
-  return resid_dropout_(c_proj(y));
+  return resid_dropout_(linear(c_proj, y));
 }
 
 MlpImpl::MlpImpl(const GptConfig& c) {
@@ -148,7 +171,7 @@ MlpImpl::MlpImpl(const GptConfig& c) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return dropout_(c_proj(torch::gelu(c_fc(x), "tanh")));
+  return dropout_(linear(c_proj, torch::gelu(linear(c_fc, x), "tanh")));
 }
 
 BlockImpl::BlockImpl(const GptConfig& c) {
@@ -161,8 +184,8 @@ BlockImpl::BlockImpl(const GptConfig& c) {
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* cache_k,
                                  torch::Tensor* cache_v) {
-  auto y = x + attn(ln_1(x), cache_k, cache_v);
-  return y + mlp(ln_2(y));
+  auto y = x + attn(layer_norm(ln_1, x), cache_k, cache_v);
+  return y + mlp(layer_norm(ln_2, y));
 }
 
 GptImpl::GptImpl(const GptConfig& c) : config_(c) {
@@ -198,7 +221,9 @@ torch::Tensor GptImpl::run(const torch::Tensor& idx, KVCache* cache) {
   TORCH_CHECK(past + T <= config_.n_positions, "sequence of ", past + T,
               " tokens exceeds n_positions = ", config_.n_positions);
   auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
-  auto x = drop_(wte(idx) + wpe(pos));  // (B, T, C)
+  auto emb = wte(idx) + wpe(pos);  // (B, T, C)
+  capture(LayerCapture::Kind::kEmbeddings, this, idx, emb);
+  auto x = drop_(emb);
   if (cache && cache->k.empty()) {
     cache->k.resize(config_.n_layer);
     cache->v.resize(config_.n_layer);
@@ -207,8 +232,10 @@ torch::Tensor GptImpl::run(const torch::Tensor& idx, KVCache* cache) {
     auto block = h[l]->as<Block>();
     x = cache ? block->forward(x, &cache->k[l], &cache->v[l]) : block->forward(x);
   }
-  x = ln_f(x);
-  return torch::nn::functional::linear(x, wte->weight);  // tied output projection, (B, T, V)
+  x = layer_norm(ln_f, x);
+  auto logits = torch::nn::functional::linear(x, wte->weight);  // tied output projection, (B, T, V)
+  capture(LayerCapture::Kind::kOutput, this, x, logits);
+  return logits;
 }
 
 torch::Tensor GptImpl::forward(const torch::Tensor& idx) { return run(idx, nullptr); }

@@ -44,6 +44,7 @@ const std::vector<Field>& fields() {
       {"threads", &TrainConfig::threads, 0},
       {"group_by_length", &TrainConfig::group_by_length, 0},
       {"eval_batch_size", &TrainConfig::eval_batch_size, 1},
+      {"ewc_lambda", &TrainConfig::ewc_lambda, 0},
   };
   return f;
 }

@@ -22,6 +22,7 @@ struct FinetuneJob {
   std::string out;    // model directory to write
   std::string run_dir;  // run folder; "" = runs/<timestamp>-<out name>
   bool overwrite = false;  // replace an existing `out`
+  std::string ewc_state;   // ewc.safetensors for the penalty; "" = <model>/ewc.safetensors
   TrainConfig training;
 
   // Reads a job config object; `what` names its source in errors.

@@ -40,6 +40,31 @@ struct GptConfig {
   int64_t num_parameters() const;
 };
 
+// Activation capture for per-example gradients (the fast Fisher in ewc.h). While a CaptureScope
+// is alive on this thread, every forward pass that requires grad records, for each Linear and
+// LayerNorm, its input and its output (with retain_grad), plus the embedding sum wte(idx) + wpe(pos)
+// (input: idx) and the final hidden state before the tied output projection (output: logits).
+struct LayerCapture {
+  enum class Kind { kLinear, kLayerNorm, kEmbeddings, kOutput };
+  Kind kind;
+  const torch::nn::Module* module;  // the Linear / LayerNorm / Gpt module
+  torch::Tensor input;              // detached
+  torch::Tensor output;             // its .grad() is filled by backward
+};
+
+class CaptureScope {
+ public:
+  CaptureScope();
+  ~CaptureScope();
+  CaptureScope(const CaptureScope&) = delete;
+  CaptureScope& operator=(const CaptureScope&) = delete;
+  std::vector<LayerCapture>& records() { return records_; }
+
+ private:
+  std::vector<LayerCapture> records_;
+  std::vector<LayerCapture>* previous_;
+};
+
 // Per-layer key/value cache for incremental decoding: k[l], v[l] are (B, H, T_cached, D).
 struct KVCache {
   std::vector<torch::Tensor> k, v;

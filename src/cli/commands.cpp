@@ -12,6 +12,7 @@
 #include "retain/data_report.h"
 #include "retain/errors.h"
 #include "retain/eval.h"
+#include "retain/ewc.h"
 #include "retain/finetune.h"
 #include "retain/log.h"
 #include "retain/model.h"
@@ -71,6 +72,7 @@ Commands::Commands(CLI::App& app) {
   add_eval(app);
   add_generate(app);
   add_data(app);
+  add_fisher(app);
 }
 
 void Commands::add_finetune(CLI::App& app) {
@@ -84,7 +86,8 @@ void Commands::add_finetune(CLI::App& app) {
       {"train", "training data (chat JSONL)"},
       {"valid", "validation data (chat JSONL), evaluated every --eval-every steps"},
       {"out", "model directory to write"},
-      {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out>"}};
+      {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out>"},
+      {"ewc_state", "ewc.safetensors for the EWC penalty (default: <model>/ewc.safetensors when --ewc-lambda > 0)"}};
   for (const auto& [key, help] : paths)
     f->add_option("--" + dashed(key), job_flags_[key], help);
   const nlohmann::json defaults = TrainConfig{}.to_json();
@@ -127,11 +130,30 @@ void Commands::add_data(CLI::App& app) {
   data_validate_->add_flag("--json", json_, "print the report as JSON");
 }
 
+void Commands::add_fisher(CLI::App& app) {
+  fisher_ = app.add_subcommand("fisher", "estimate the diagonal Fisher of a model directory and write its ewc.safetensors");
+  auto* f = fisher_;
+  f->add_option("--model", model_, "model directory with weights (θ* is its weights)")->required();
+  f->add_option("--data", test_, "chat JSONL the Fisher is estimated on")->required();
+  f->add_option("--estimator", estimator_, "empirical | true | batch")->capture_default_str();
+  f->add_option("--samples", fisher_samples_, "examples used (picked with --seed); 0 or more than the data = all")->capture_default_str();
+  f->add_option("--samples-per-example", samples_per_example_, "sampled targets per example (true Fisher)")->capture_default_str();
+  f->add_option("--batch-size", fisher_batch_, "examples per backward pass")->capture_default_str();
+  f->add_option("--seed", seed_, "picks the examples and the sampled targets")->capture_default_str();
+  f->add_option("--consolidate-with", consolidate_with_, "model directory or ewc.safetensors to consolidate with (online EWC)");
+  f->add_option("--gamma", gamma_, "online EWC decay: F = γ·F_prev + F_new")->capture_default_str();
+  f->add_option("--out", ewc_out_, "file to write (default <model>/ewc.safetensors)");
+  f->add_flag("--bf16", bf16_, "store F and θ* in bf16 (half the size)");
+  f->add_flag("--exact-loop", exact_loop_, "one backward pass per example (the slow reference path)");
+  f->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
+}
+
 int Commands::run() {
   if (finetune_->parsed()) return finetune();
   if (eval_->parsed()) return eval();
   if (generate_->parsed()) return generate();
   if (data_validate_->parsed()) return data_validate();
+  if (fisher_->parsed()) return fisher();
   return kExitUsage;
 }
 
@@ -234,6 +256,32 @@ int Commands::data_validate() {
   if (json_) std::cout << to_json(report).dump(2) << "\n";
   else std::cout << format_report(report);
   return report.ok() ? kExitOk : kExitData;
+}
+
+}  // namespace retain::cli
+
+namespace retain::cli {
+
+int Commands::fisher() {
+  FisherJob job;
+  job.model_dir = model_;
+  job.data = test_;
+  job.consolidate_with = consolidate_with_;
+  job.out = ewc_out_;
+  job.options.estimator = parse_estimator(estimator_);
+  job.options.num_samples = fisher_samples_;
+  job.options.samples_per_example = samples_per_example_;
+  job.options.batch_size = fisher_batch_;
+  job.options.seed = seed_;
+  job.options.exact_loop = exact_loop_;
+  job.gamma = gamma_;
+  job.bf16 = bf16_;
+  job.device = device_;
+  const auto result = run_fisher_job(job);
+  std::cout << "wrote " << result.out << " (" << result.state.estimator << ", " << result.state.num_samples
+            << " examples, rounds " << result.state.rounds << ", " << result.seconds << " s)\n"
+            << fisher_report(result.state.fisher);
+  return kExitOk;
 }
 
 }  // namespace retain::cli

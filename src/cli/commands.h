@@ -21,15 +21,18 @@ class Commands {
   void add_eval(CLI::App& app);
   void add_generate(CLI::App& app);
   void add_data(CLI::App& app);
+  void add_fisher(CLI::App& app);
   int finetune();
   int eval();
   int generate();
   int data_validate();
+  int fisher();
 
   CLI::App* finetune_ = nullptr;
   CLI::App* eval_ = nullptr;
   CLI::App* generate_ = nullptr;
   CLI::App* data_validate_ = nullptr;
+  CLI::App* fisher_ = nullptr;
 
   // finetune
   std::string config_path_, resume_;
@@ -42,6 +45,11 @@ class Commands {
   int64_t batch_size_ = 16, max_new_tokens_ = 128, top_k_ = 0, context_ = 0;
   uint64_t seed_ = 1234;
   double temperature_ = 0.0;
+  // fisher
+  std::string estimator_ = "empirical", consolidate_with_, ewc_out_;
+  int64_t fisher_samples_ = 1000, samples_per_example_ = 1, fisher_batch_ = 32;
+  double gamma_ = 1.0;
+  bool bf16_ = false, exact_loop_ = false;
 };
 
 }  // namespace retain::cli

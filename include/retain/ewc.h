@@ -1,0 +1,101 @@
+// Elastic weight consolidation (Kirkpatrick et al. 2017): the diagonal Fisher information of a
+// model on its data, the penalty λ/2 · Σ_i F_i (θ_i − θ*_i)², and online consolidation
+// F ← γ·F_prev + F_new (Schwarz et al. 2018). Note: several libraries drop the ½, so their λ
+// equals half of ours.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "retain/checkpoint.h"
+#include "retain/model.h"
+#include "retain/tokenizer.h"
+
+namespace retain {
+
+enum class FisherEstimator {
+  kEmpirical,  // mean over examples of the squared gradient of each example's own loss
+  kTrue,       // the same with targets sampled from the model's predictive distribution
+  kBatch,      // squared mini-batch gradients × batch size: cheap, biased (cross-terms kept)
+};
+// "empirical" | "true" | "batch"; parse throws ConfigError on anything else.
+const char* estimator_name(FisherEstimator e);
+FisherEstimator parse_estimator(const std::string& name);
+
+struct FisherOptions {
+  FisherEstimator estimator = FisherEstimator::kEmpirical;
+  int64_t num_samples = 1000;       // examples used (all when fewer), picked with the seed
+  int64_t samples_per_example = 1;  // S, for the true Fisher
+  int64_t batch_size = 32;          // examples per pass
+  uint64_t seed = 1234;
+  bool exact_loop = false;          // one backward pass per example (the reference path)
+};
+
+// Per-parameter diagonal Fisher of a GPT on chat data (fp32, on the model's device). An
+// example's loss is its mean loss over its trained tokens; examples with no trained token are
+// skipped. Per-example gradients come from one batched backward pass (Linear from the layer
+// input and output gradient; LayerNorm; embeddings incl. the tied output) unless exact_loop.
+// Throws TrainingError naming the parameter when a value is not finite.
+TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, const FisherOptions& options);
+
+// The per-example-loop Fisher of any module: `losses(indices, sample_targets, generator)` returns
+// the (N) per-example losses of examples[indices] — used by the reference path and by non-GPT
+// models. `count` is the number of examples.
+using PerExampleLoss = std::function<torch::Tensor(const std::vector<int64_t>& indices, bool sample_targets,
+                                                   at::Generator& generator)>;
+TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
+                               const FisherOptions& options);
+
+// The EWC state of a version: anchor θ* and Fisher F by parameter name, and provenance.
+struct EwcState {
+  TensorMap fisher, anchor;
+  std::string estimator;
+  int64_t num_samples = 0;
+  double gamma = 1.0;
+  std::string data_hash;  // hash of the data the Fisher was estimated on
+  int64_t rounds = 1;     // how many Fishers were consolidated into this one
+};
+
+// EWC, Kirkpatrick et al. 2017: λ/2 Σ_i F_i (θ_i − θ*_i)², a 0-dim tensor differentiable in the
+// model's parameters. Parameters without a Fisher entry are not penalised.
+torch::Tensor ewc_penalty(torch::nn::Module& model, const EwcState& state, double lambda);
+
+// Online EWC: F = γ·F_prev + F_new, θ* = θ_new. `previous` may be null (first round).
+EwcState consolidate(const EwcState* previous, const TensorMap& fisher_new, const TensorMap& theta_new,
+                     double gamma);
+
+inline constexpr const char* kEwcFile = "ewc.safetensors";
+inline constexpr int kEwcFormat = 1;
+
+// Writes fisher.<p> and anchor.<p> with __metadata__ (estimator, num_samples, gamma, data_hash,
+// rounds, format_version), in bf16 when `bf16` (half the size), atomically.
+void save_ewc(const std::string& path, const EwcState& state, bool bf16 = false);
+// Loads and checks every name and shape against `model` (CheckpointError naming the parameter).
+// Tensors come back as fp32 on the model's device.
+EwcState load_ewc(const std::string& path, torch::nn::Module& model);
+
+// `retain fisher`: estimate the Fisher of the model in `model_dir` on `data` (chat JSONL), optionally
+// consolidate with the state in `consolidate_with` (a model directory or an ewc.safetensors file),
+// and write `out` (default <model_dir>/ewc.safetensors) atomically. θ* is the model's weights.
+struct FisherJob {
+  std::string model_dir, data, consolidate_with, out;
+  FisherOptions options;
+  double gamma = 1.0;
+  bool bf16 = false;
+  std::string device = "cpu";
+};
+struct FisherJobResult {
+  EwcState state;
+  std::string out;
+  double seconds = 0;
+};
+FisherJobResult run_fisher_job(const FisherJob& job);
+
+// Statistics of F per parameter group (sum, max, mean, quantiles) for choosing λ, as a table.
+std::string fisher_report(const TensorMap& fisher);
+
+}  // namespace retain

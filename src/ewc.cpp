@@ -1,0 +1,131 @@
+// The EWC penalty, online consolidation, ewc.safetensors and Fisher statistics.
+#include <iomanip>
+#include <sstream>
+
+#include "retain/errors.h"
+#include "retain/ewc.h"
+
+namespace retain {
+
+torch::Tensor ewc_penalty(torch::nn::Module& model, const EwcState& state, double lambda) {
+  torch::Tensor total;
+  for (const auto& p : model.named_parameters()) {
+    auto f = state.fisher.find(p.key());
+    if (f == state.fisher.end()) continue;
+    const auto& anchor = state.anchor.at(p.key());
+    auto diff = p.value() - anchor;
+    auto term = (f->second * diff * diff).sum();
+    total = total.defined() ? total + term : term;
+  }
+  if (!total.defined()) return torch::zeros({});
+  // EWC, Kirkpatrick et al. 2017: λ/2 Σ_i F_i (θ_i − θ*_i)²
+  return total * (0.5 * lambda);
+}
+
+EwcState consolidate(const EwcState* previous, const TensorMap& fisher_new, const TensorMap& theta_new,
+                     double gamma) {
+  if (gamma < 0) throw ConfigError("ewc_gamma must not be negative");
+  EwcState out;
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, f] : fisher_new) {
+    auto theta = theta_new.find(name);
+    if (theta == theta_new.end()) throw CheckpointError("consolidate: no new weights for parameter " + name);
+    torch::Tensor combined = f.to(torch::kFloat).clone();
+    if (previous != nullptr) {
+      auto prev = previous->fisher.find(name);
+      if (prev == previous->fisher.end() || prev->second.sizes() != f.sizes())
+        throw CheckpointError("consolidate: the previous Fisher has no matching entry for parameter " + name);
+      // Online EWC (Schwarz et al. 2018): F ← γ·F_prev + F_new
+      combined.add_(prev->second.to(combined.device(), torch::kFloat), gamma);
+    }
+    out.fisher[name] = combined;
+    out.anchor[name] = theta->second.detach().to(torch::kFloat).clone();
+  }
+  out.gamma = gamma;
+  out.rounds = previous ? previous->rounds + 1 : 1;
+  return out;
+}
+
+void save_ewc(const std::string& path, const EwcState& state, bool bf16) {
+  TensorMap tensors;
+  const auto dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
+  for (const auto& [name, f] : state.fisher) {
+    tensors["fisher." + name] = f.detach().to(torch::kCPU, dtype);
+    tensors["anchor." + name] = state.anchor.at(name).detach().to(torch::kCPU, dtype);
+  }
+  std::ostringstream gamma;
+  gamma << std::setprecision(17) << state.gamma;
+  save_safetensors(path, tensors,
+                   {{"format_version", std::to_string(kEwcFormat)},
+                    {"estimator", state.estimator},
+                    {"num_samples", std::to_string(state.num_samples)},
+                    {"gamma", gamma.str()},
+                    {"data_hash", state.data_hash},
+                    {"rounds", std::to_string(state.rounds)}});
+}
+
+EwcState load_ewc(const std::string& path, torch::nn::Module& model) {
+  auto file = load_safetensors(path);
+  auto meta = [&](const char* key) {
+    auto it = file.metadata.find(key);
+    if (it == file.metadata.end()) throw CheckpointError(path + ": __metadata__ lacks \"" + key + "\"");
+    return it->second;
+  };
+  if (meta("format_version") != std::to_string(kEwcFormat))
+    throw CheckpointError(path + ": unsupported EWC format_version " + meta("format_version"));
+  EwcState state;
+  try {
+    state.estimator = meta("estimator");
+    state.num_samples = std::stoll(meta("num_samples"));
+    state.gamma = std::stod(meta("gamma"));
+    state.rounds = std::stoll(meta("rounds"));
+  } catch (const std::logic_error&) {
+    throw CheckpointError(path + ": malformed number in __metadata__");
+  }
+  state.data_hash = file.metadata.count("data_hash") ? file.metadata.at("data_hash") : "";
+  size_t matched = 0;
+  for (const auto& p : model.named_parameters()) {
+    for (const char* kind : {"fisher.", "anchor."}) {
+      auto it = file.tensors.find(kind + p.key());
+      if (it == file.tensors.end()) throw CheckpointError(path + ": missing " + kind + p.key());
+      if (it->second.sizes() != p.value().sizes())
+        throw CheckpointError(path + ": " + kind + p.key() + " has shape " + c10::str(it->second.sizes()) +
+                              ", the model's parameter has " + c10::str(p.value().sizes()));
+      auto t = it->second.to(p.value().device(), torch::kFloat);
+      (kind[0] == 'f' ? state.fisher : state.anchor)[p.key()] = t;
+      ++matched;
+    }
+  }
+  if (matched != file.tensors.size()) {
+    for (const auto& [name, t] : file.tensors) {
+      const auto dot = name.find('.');
+      const auto param = dot == std::string::npos ? name : name.substr(dot + 1);
+      if (!state.fisher.count(param)) throw CheckpointError(path + ": tensor " + name + " matches no model parameter");
+    }
+  }
+  return state;
+}
+
+std::string fisher_report(const TensorMap& fisher) {
+  std::ostringstream out;
+  out << std::left << std::setw(28) << "parameter" << std::right << std::setw(12) << "numel" << std::setw(12)
+      << "sum" << std::setw(12) << "mean" << std::setw(12) << "p50" << std::setw(12) << "p99" << std::setw(12)
+      << "max" << "\n";
+  out << std::scientific << std::setprecision(3);
+  double total = 0;
+  for (const auto& [name, f] : fisher) {
+    auto flat = f.detach().to(torch::kCPU, torch::kFloat).flatten();
+    auto sorted = std::get<0>(flat.sort());
+    auto q = [&](double p) { return sorted[int64_t(p * (sorted.numel() - 1))].item<double>(); };
+    const double sum = flat.sum().item<double>();
+    total += sum;
+    out << std::left << std::setw(28) << name << std::right << std::setw(12) << flat.numel() << std::setw(12) << sum
+        << std::setw(12) << sum / std::max<int64_t>(1, flat.numel()) << std::setw(12) << q(0.5) << std::setw(12)
+        << q(0.99) << std::setw(12) << sorted[-1].item<double>() << "\n";
+  }
+  out << "total Fisher mass " << total << "; the penalty of a uniform shift δ of every weight is λ/2·" << total
+      << "·δ²\n";
+  return out.str();
+}
+
+}  // namespace retain

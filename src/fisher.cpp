@@ -1,0 +1,196 @@
+// Diagonal Fisher estimation: the fast batched per-example path for the `gpt` family, and the
+// one-example-at-a-time reference loop for any module.
+#include <random>
+#include <unordered_map>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "retain/batch.h"
+#include "retain/errors.h"
+#include "retain/ewc.h"
+
+namespace retain {
+
+const char* estimator_name(FisherEstimator e) {
+  switch (e) {
+    case FisherEstimator::kEmpirical: return "empirical";
+    case FisherEstimator::kTrue: return "true";
+    case FisherEstimator::kBatch: return "batch";
+  }
+  return "?";
+}
+
+FisherEstimator parse_estimator(const std::string& name) {
+  if (name == "empirical") return FisherEstimator::kEmpirical;
+  if (name == "true") return FisherEstimator::kTrue;
+  if (name == "batch") return FisherEstimator::kBatch;
+  throw ConfigError("unknown Fisher estimator \"" + name + "\"; expected empirical, true or batch");
+}
+
+namespace {
+
+// The examples used: all when there are at most n, else n picked with the seed (sorted, so the
+// batches stay in data order).
+std::vector<int64_t> pick(int64_t count, int64_t n, uint64_t seed) {
+  std::vector<int64_t> idx(count);
+  for (int64_t i = 0; i < count; ++i) idx[i] = i;
+  if (n <= 0 || n >= count) return idx;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = 0; i < n; ++i) std::swap(idx[i], idx[i + rng() % (count - i)]);
+  idx.resize(n);
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+// Targets drawn from the model's predictive distribution at every position: logits (B, T, V).
+torch::Tensor sample_targets(const torch::Tensor& logits, at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  const int64_t V = logits.size(-1);
+  auto probs = torch::softmax(logits.detach().to(torch::kFloat).reshape({-1, V}), -1).cpu();
+  return torch::multinomial(probs, 1, true, gen).view(logits.sizes().slice(0, 2)).to(logits.device());
+}
+
+// Each example's mean loss over its trained tokens: (B).
+torch::Tensor per_example_loss(const torch::Tensor& logits, const torch::Tensor& targets,
+                               const torch::Tensor& mask) {
+  return (token_losses(logits, targets) * mask).sum(1) / mask.sum(1).clamp_min(1.0);
+}
+
+void check_finite(const TensorMap& fisher) {
+  for (const auto& [name, f] : fisher)
+    if (!torch::isfinite(f).all().item<bool>())
+      throw TrainingError("Fisher of parameter " + name + " is not finite; check the model and data");
+}
+
+// Adds Σ_n G_n² to fisher[name] for per-example gradients G (N, …).
+void add_sq(TensorMap& fisher, const std::string& name, const torch::Tensor& per_example, double scale) {
+  fisher.at(name).add_(per_example.pow(2).sum(0), scale);
+}
+
+// Per-example squared gradients of every parameter from the captured activations of one batched
+// backward pass. Linear: G_n = Σ_t g_nt x_ntᵀ; LayerNorm: G_n = Σ_t g_nt ⊙ x̂_nt; wte gathers the
+// embedding rows of the example's tokens plus the tied output projection Σ_t dlogits_nt h_ntᵀ.
+void accumulate_captured(Gpt& model, std::vector<LayerCapture>& records, TensorMap& fisher, double scale) {
+  std::unordered_map<const torch::nn::Module*, std::string> names;
+  for (const auto& m : model->named_modules("", /*include_self=*/false)) names[m.value().get()] = m.key();
+  torch::NoGradGuard no_grad;
+  torch::Tensor emb_grad, emb_idx;  // (N, T, C), (N, T)
+  for (auto& r : records) {
+    const auto g = r.output.grad();
+    if (!g.defined()) continue;
+    if (r.kind == LayerCapture::Kind::kLinear) {
+      const auto& prefix = names.at(r.module);
+      add_sq(fisher, prefix + ".weight", torch::bmm(g.transpose(1, 2), r.input), scale);  // (N, out, in)
+      add_sq(fisher, prefix + ".bias", g.sum(1), scale);
+    } else if (r.kind == LayerCapture::Kind::kLayerNorm) {
+      const auto& prefix = names.at(r.module);
+      const double eps = dynamic_cast<const torch::nn::LayerNormImpl*>(r.module)->options.eps();
+      const auto& x = r.input;
+      auto xhat = (x - x.mean(-1, true)) / (x.var(-1, /*unbiased=*/false, true) + eps).sqrt();
+      add_sq(fisher, prefix + ".weight", (g * xhat).sum(1), scale);
+      add_sq(fisher, prefix + ".bias", g.sum(1), scale);
+    } else if (r.kind == LayerCapture::Kind::kEmbeddings) {
+      emb_grad = g;
+      emb_idx = r.input;
+    } else {  // kOutput: logits = h wteᵀ, so dL/dwte gets dlogitsᵀ h per example, plus the embedding rows
+      const int64_t N = g.size(0), T = g.size(1), C = r.input.size(2);
+      auto wte = torch::bmm(g.transpose(1, 2), r.input);  // (N, V, C)
+      wte.scatter_add_(1, emb_idx.unsqueeze(-1).expand({N, T, C}), emb_grad);
+      add_sq(fisher, "wte.weight", wte, scale);
+      fisher.at("wpe.weight").narrow(0, 0, T).add_(emb_grad.pow(2).sum(0), scale);
+    }
+  }
+}
+
+}  // namespace
+
+TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
+                               const FisherOptions& options) {
+  TensorMap fisher;
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (auto& p : model.named_parameters())
+    if (p.value().requires_grad()) {
+      params.emplace_back(p.key(), p.value());
+      fisher[p.key()] = torch::zeros_like(p.value(), torch::kFloat);
+    }
+  auto gen = at::detail::createCPUGenerator(options.seed);
+  const auto idx = pick(count, options.num_samples, options.seed);
+  const bool sample = options.estimator == FisherEstimator::kTrue;
+  const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
+  auto zero = [&] { for (auto& [n, p] : params) p.mutable_grad() = torch::Tensor(); };
+  auto add = [&](double scale) {
+    torch::NoGradGuard no_grad;
+    for (auto& [n, p] : params)
+      if (p.grad().defined()) fisher.at(n).add_(p.grad().to(torch::kFloat).pow(2), scale);
+  };
+  int64_t used = 0;
+  if (options.estimator == FisherEstimator::kBatch) {
+    int64_t batches = 0;
+    for (size_t s = 0; s < idx.size(); s += options.batch_size) {
+      std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
+      zero();
+      losses(chunk, false, gen).mean().backward();
+      add(double(chunk.size()));  // B · (mean gradient)²
+      ++batches;
+    }
+    zero();
+    for (auto& [n, f] : fisher) f.div_(std::max<int64_t>(1, batches));
+  } else {
+    for (int64_t i : idx) {
+      for (int64_t r = 0; r < repeats; ++r) {
+        zero();
+        losses({i}, sample, gen).sum().backward();
+        add(1.0 / repeats);
+      }
+      ++used;
+    }
+    zero();
+    for (auto& [n, f] : fisher) f.div_(std::max<int64_t>(1, used));
+  }
+  check_finite(fisher);
+  return fisher;
+}
+
+TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, const FisherOptions& options) {
+  const bool was_training = model->is_training();
+  model->eval();  // no dropout: the Fisher of the deterministic model
+  const auto device = model->wte->weight.device();
+  const int64_t max_len = model->config().n_positions;
+  // Examples with no trained token carry no loss; they are left out.
+  std::vector<RenderedChat> usable;
+  for (const auto& ex : data)
+    if (std::count(ex.mask.begin() + 1, ex.mask.end(), 1) > 0) usable.push_back(ex);
+  if (usable.empty()) throw TrainingError("no example with a trained token to estimate the Fisher on");
+
+  auto batch_losses = [&](const std::vector<int64_t>& indices, bool sample, at::Generator& gen) {
+    Batch b = to_device(make_batch(usable, indices, max_len), device);
+    auto logits = model->forward(b.inputs);
+    auto targets = sample ? sample_targets(logits, gen) : b.targets;
+    return per_example_loss(logits, targets, b.mask);
+  };
+  TensorMap fisher;
+  if (options.exact_loop || options.estimator == FisherEstimator::kBatch) {
+    fisher = estimate_fisher_loop(*model, usable.size(), batch_losses, options);
+  } else {
+    for (auto& p : model->named_parameters()) fisher[p.key()] = torch::zeros_like(p.value(), torch::kFloat);
+    auto gen = at::detail::createCPUGenerator(options.seed);
+    const auto idx = pick(usable.size(), options.num_samples, options.seed);
+    const bool sample = options.estimator == FisherEstimator::kTrue;
+    const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
+    for (size_t s = 0; s < idx.size(); s += options.batch_size) {
+      std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
+      for (int64_t r = 0; r < repeats; ++r) {
+        CaptureScope scope;
+        batch_losses(chunk, sample, gen).sum().backward();
+        accumulate_captured(model, scope.records(), fisher, 1.0 / repeats);
+      }
+    }
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    for (auto& [n, f] : fisher) f.div_(double(idx.size()));
+    check_finite(fisher);
+  }
+  model->train(was_training);
+  return fisher;
+}
+
+}  // namespace retain

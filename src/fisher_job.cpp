@@ -1,0 +1,52 @@
+// `retain fisher`: estimate, consolidate and store the EWC state of a model directory.
+#include <chrono>
+#include <filesystem>
+
+#include "retain/data.h"
+#include "retain/errors.h"
+#include "retain/ewc.h"
+#include "retain/fileio.h"
+#include "retain/hash.h"
+#include "retain/log.h"
+#include "retain/trainer.h"
+
+namespace retain {
+namespace fs = std::filesystem;
+
+FisherJobResult run_fisher_job(const FisherJob& job) {
+  const auto examples = read_chat_file(job.data);  // validates first: nothing is written on bad data
+  TrainConfig device_check;
+  device_check.device = job.device;
+  const auto device = device_check.resolved_device();
+  auto loaded = load_model_dir(job.model_dir, 0);
+  if (!loaded.has_weights)
+    throw CheckpointError(job.model_dir + ": has no model.safetensors; the Fisher of a fresh initialisation is meaningless");
+  loaded.model->to(device);
+  std::optional<EwcState> previous;
+  if (!job.consolidate_with.empty()) {
+    const auto path = fs::is_directory(job.consolidate_with) ? (fs::path(job.consolidate_with) / kEwcFile).string()
+                                                             : job.consolidate_with;
+    previous = load_ewc(path, *loaded.model);
+  }
+  std::vector<RenderedChat> rendered;
+  for (const auto& ex : examples) rendered.push_back(loaded.tokenizer->render(ex));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto fisher = estimate_fisher(loaded.model, rendered, job.options);
+  TensorMap theta;
+  for (const auto& p : loaded.model->named_parameters()) theta[p.key()] = p.value().detach();
+  FisherJobResult result;
+  result.state = consolidate(previous ? &*previous : nullptr, fisher, theta, job.gamma);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.state.estimator = estimator_name(job.options.estimator);
+  result.state.num_samples = std::min<int64_t>(job.options.num_samples > 0 ? job.options.num_samples : rendered.size(),
+                                               rendered.size());
+  result.state.data_hash = "sha256:" + to_hex(sha256(read_file(job.data)));
+  result.out = job.out.empty() ? (fs::path(job.model_dir) / kEwcFile).string() : job.out;
+  save_ewc(result.out, result.state, job.bf16);
+  log()->info("Fisher ({}, {} examples) in {:.2f}s → {}", result.state.estimator, result.state.num_samples,
+              result.seconds, result.out);
+  return result;
+}
+
+}  // namespace retain
