@@ -1,16 +1,21 @@
 // End-to-end tests of the `retain` executable: each test runs the CLI as a child process in a fresh
 // temporary folder and checks exit codes (errors.h), messages, and the files it writes or must not
-// write. Training runs are tiny (models/gpt-tiny, fresh init, tens of steps, one or two threads).
+// write. Training runs are tiny (models/gpt-tiny, fresh init, tens of steps, one thread each).
 //
 // The resume test kills a run with SIGKILL once it has a checkpoint, resumes it, and requires the
 // final weights to be byte-identical to those of an uninterrupted run with the same settings.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -84,7 +89,7 @@ class CliTest : public testing::Test {
                      std::vector<std::string> extra = {}) const {
     std::vector<std::string> args = {"finetune", "--model", kPreset, "--train", path("small.jsonl"),
                                      "--out", path(out), "--run-dir", path(run_dir),
-                                     "--max-steps", std::to_string(steps), "--threads", "2"};
+                                     "--max-steps", std::to_string(steps), "--threads", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run(args, "finetune-" + out);
   }
@@ -112,7 +117,8 @@ TEST_F(CliTest, FinetuneLossFallsAndWritesModelAndRun) {
   EXPECT_EQ(train.front().at("step"), 5);
   EXPECT_EQ(train.back().at("step"), 40);
   const double first = train.front().at("loss"), last = train.back().at("loss");
-  EXPECT_LT(last, 0.8 * first) << "loss did not fall: step 5 " << first << ", step 40 " << last;
+  // Observed 3.89 → 3.03 nats (from ln 260 = 5.56 at step 0); half a nat is a clear margin.
+  EXPECT_LT(last, first - 0.5) << "loss did not fall: step 5 " << first << ", step 40 " << last;
 
   for (const char* file : {"config.json", "model.safetensors", "retain_tokenizer.json", "card.json"})
     EXPECT_TRUE(fs::is_regular_file(dir_ / "out" / file)) << file;
@@ -125,7 +131,7 @@ TEST_F(CliTest, FinetuneLossFallsAndWritesModelAndRun) {
   EXPECT_EQ(job.at("seed"), 7);
   EXPECT_DOUBLE_EQ(job.at("lr").get<double>(), 3e-3);
   EXPECT_EQ(job.at("log_every"), 5);
-  EXPECT_EQ(job.at("threads"), 2);
+  EXPECT_EQ(job.at("threads"), 1);
   EXPECT_EQ(job.at("batch_size"), 8);  // a default, resolved into the file
   EXPECT_EQ(job.at("model"), kPreset);
   EXPECT_EQ(job.at("out"), path("out"));
@@ -151,7 +157,8 @@ TEST_F(CliTest, EvalPerplexityIsExpLoss) {
 }
 
 TEST_F(CliTest, KilledRunResumesBitIdentical) {
-  // Full training set, one thread: slow enough (tens of ms a step) to be killed mid-run.
+  // Full training set, one thread: slow enough (about 0.1 s a step) to be killed mid-run;
+  // the poll below fails clearly if run B ever ends before the kill.
   auto args = [&](const std::string& tag) {
     return std::vector<std::string>{"finetune", "--model", kPreset, "--train", kTrainFull,
                                     "--out", path("out-" + tag), "--run-dir", path("run-" + tag),
@@ -203,7 +210,9 @@ TEST_F(CliTest, KilledRunResumesBitIdentical) {
     const std::string type = rec.at("type");
     const int64_t step = rec.at("step");
     EXPECT_TRUE(seen.insert({type, step}).second) << "duplicated " << type << " record of step " << step;
-    if (type == "train") EXPECT_EQ(rec.at("loss").get<double>(), loss_a[step]) << "step " << step;
+    if (type == "train") {
+      EXPECT_EQ(rec.at("loss").get<double>(), loss_a[step]) << "step " << step;
+    }
   }
   EXPECT_EQ(seen.size(), 30u);
 }
@@ -318,7 +327,9 @@ TEST_F(CliTest, FinetuneHelpListsFlagsWithDefaults) {
   while (std::getline(in, line))
     if (line.find("--max-steps") != std::string::npos) max_steps = line;
   ASSERT_FALSE(max_steps.empty()) << r.out;
-  EXPECT_NE(max_steps.find("[0]"), std::string::npos) << max_steps;
+  // CLI11 shows a default as "=0" or "[0]", depending on its version.
+  EXPECT_TRUE(max_steps.find("=0 ") != std::string::npos || max_steps.find("[0]") != std::string::npos)
+      << max_steps;
 }
 
 }  // namespace

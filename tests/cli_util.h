@@ -59,7 +59,7 @@ struct CliProcess {
   fs::path out_file, err_file;
 };
 
-// Starts `retain args...` with `cwd` as its working folder; stdin is /dev/null. Output goes to
+// Starts `retain args...` with `cwd` as its working folder, stdin /dev/null and OMP_NUM_THREADS=1. Output goes to
 // <cwd>/<tag>.stdout and <tag>.stderr, so no pipe can fill up and block the child.
 inline CliProcess spawn_cli(const std::vector<std::string>& args, const fs::path& cwd,
                             const std::string& tag = "cli") {
@@ -73,6 +73,14 @@ inline CliProcess spawn_cli(const std::vector<std::string>& args, const fs::path
   for (auto& s : storage) argv.push_back(s.data());
   argv.push_back(nullptr);
   const std::string dir = cwd.string(), out = p.out_file.string(), err = p.err_file.string();
+  // One intra-op thread unless a command says otherwise (--threads): on a busy machine OpenMP
+  // workers that spin on a shared core make a tiny run many times slower.
+  std::vector<std::string> env_storage = {"OMP_NUM_THREADS=1"};
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, "OMP_NUM_THREADS=", 16) != 0) env_storage.push_back(*e);
+  std::vector<char*> envp;
+  for (auto& s : env_storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
 
   p.pid = ::fork();
   if (p.pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -84,7 +92,7 @@ inline CliProcess spawn_cli(const std::vector<std::string>& args, const fs::path
     ::dup2(in_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   return p;
