@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "commands.h"
+#include "replay_commands.h"
 #include "retain/errors.h"
 #include "retain/log.h"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "retain 0.1.0");
   auto* verbose = app.add_flag("-q,--quiet", "only warnings and errors on stderr");
   retain::cli::Commands commands(app);
+  retain::cli::ReplayCommands replay_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -32,6 +34,8 @@ int main(int argc, char** argv) {
   }
   if (verbose->count() > 0) logger->set_level(spdlog::level::warn);
   try {
+    int exit_code = retain::kExitOk;
+    if (replay_commands.run(exit_code)) return exit_code;
     return commands.run();
   } catch (const retain::ConfigError& e) {
     logger->error("error: {}", e.what());

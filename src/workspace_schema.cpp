@@ -1,0 +1,70 @@
+// The workspace database schema, as an append-only list of migrations (see workspace.h and
+// docs/workspace.md, which documents every table). Migration i takes schema_version i to i + 1.
+//
+// Replay buffer (migration 1). Every count the buffer needs is stored and kept up to date by the
+// buffer's writer (src/replay_writer.cpp; the only code that writes these tables), so no operation
+// has to count or scan the examples table:
+//   replay_state        one row: size, topic count, token and JSON byte totals, max_size
+//   replay_examples     one row per example; `slot` numbers all rows densely 0..size-1 and
+//                       `topic_slot` numbers a topic's rows densely 0..count-1, so a uniform random
+//                       row (of the buffer, or of a topic) is one index lookup. A delete moves the
+//                       row holding the last number into the freed one (swap-remove).
+//   replay_topics       per topic: count, and `topic_no` numbering topics densely 0..topics-1
+//   replay_topic_sizes  histogram: how many topics have each count (for eviction and sampling
+//                       levels without reading every topic)
+//   replay_staged       examples waiting for their round to be promoted, keyed by stage id
+#include "retain/workspace.h"
+
+namespace retain {
+
+const std::vector<std::string>& schema_migrations() {
+  static const std::vector<std::string> kMigrations = {
+      // 0 -> 1: the replay buffer.
+      R"sql(
+CREATE TABLE replay_state (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  size INTEGER NOT NULL, topics INTEGER NOT NULL, tokens INTEGER NOT NULL,
+  json_bytes INTEGER NOT NULL, max_size INTEGER NOT NULL CHECK (max_size > 0));
+INSERT INTO replay_state VALUES (0, 0, 0, 0, 0, 10000);
+
+CREATE TABLE replay_examples (
+  id INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  source TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  tokens INTEGER NOT NULL,
+  slot INTEGER NOT NULL UNIQUE,
+  topic_slot INTEGER NOT NULL,
+  json TEXT NOT NULL);
+CREATE UNIQUE INDEX replay_examples_topic_slot ON replay_examples (topic, topic_slot);
+CREATE INDEX replay_examples_topic_age ON replay_examples (topic, id);
+CREATE INDEX replay_examples_source ON replay_examples (source);
+
+CREATE TABLE replay_topics (
+  topic TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  topic_no INTEGER NOT NULL UNIQUE) WITHOUT ROWID;
+CREATE INDEX replay_topics_count ON replay_topics (count, topic);
+
+CREATE TABLE replay_topic_sizes (count INTEGER PRIMARY KEY, topics INTEGER NOT NULL);
+
+CREATE TABLE replay_staged (
+  seq INTEGER PRIMARY KEY,
+  stage TEXT NOT NULL,
+  hash BLOB NOT NULL,
+  topic TEXT NOT NULL,
+  source TEXT NOT NULL,
+  tokens INTEGER NOT NULL,
+  staged_at INTEGER NOT NULL,
+  json TEXT NOT NULL);
+CREATE INDEX replay_staged_stage ON replay_staged (stage, seq);
+
+)sql",
+  };
+  return kMigrations;
+}
+
+int64_t current_schema_version() { return static_cast<int64_t>(schema_migrations().size()); }
+
+}  // namespace retain
