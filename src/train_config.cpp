@@ -107,6 +107,10 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& w
             if (!value.is_number() || value.get<double>() < f->min) throw bad(
                 f->min == 0 ? "a number ≥ 0" : "a number ≥ 1");
             c.*member = value.get<double>();
+          } else if constexpr (std::is_same_v<T, uint64_t>) {
+            if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0))
+              throw bad("an integer ≥ 0");
+            c.*member = value.get<uint64_t>();
           } else {
             if (!value.is_number_integer() || value.get<int64_t>() < f->min)
               throw bad(f->min == 0 ? "an integer ≥ 0" : "an integer ≥ 1");

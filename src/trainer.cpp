@@ -119,6 +119,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
 
   TrainerState state;
   TrainSummary summary;
+  torch::manual_seed(config.seed);  // dropout; a resume restores the generator from its checkpoint
   fs::create_directories(fs::path(run_dir) / "checkpoints");
   if (resume) {
     const std::string dir = latest_checkpoint(run_dir);

@@ -3,6 +3,8 @@
 // directories (save → load → identical tensors, refusals, mis-shaped weights).
 //
 // Models are tiny (2 layers, n_embd 16) and run on the CPU in fp32.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -56,8 +58,9 @@ struct TempDir {
   fs::path path;
   TempDir() {
     const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("retain_model_test_" + std::string(info->test_suite_name()) + "_" + info->name());
+    const std::string name = std::string("retain_model_test_") + info->test_suite_name() + "_" +
+                             info->name() + "_" + std::to_string(::getpid());
+    path = fs::temp_directory_path() / name;
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -446,7 +449,8 @@ TEST(ModelDir, SaveThenLoadGivesIdenticalTensors) {
   }
   // Nothing but the model folder is left beside it (no temporary folder).
   std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(tmp.path)) entries.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(tmp.path))
+    entries.push_back(e.path().filename().string());
   EXPECT_EQ(entries, std::vector<std::string>{"model"});
 }
 
@@ -468,7 +472,8 @@ TEST(ModelDir, RefusesAnExistingFolderUnlessOverwrite) {
   save_model_dir(dir, c, second, ByteTokenizer(), /*overwrite=*/true);
   EXPECT_TRUE(torch::equal(load_model_dir(dir, 0).model->wte->weight, second->wte->weight));
   std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(tmp.path)) entries.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(tmp.path))
+    entries.push_back(e.path().filename().string());
   EXPECT_EQ(entries, std::vector<std::string>{"model"});
 }
 
@@ -500,7 +505,8 @@ TEST(ModelDir, MisShapedOrMissingTensorIsACheckpointErrorNamingIt) {
     load_model_dir(dir, 0);
     ADD_FAILURE() << "loaded with a missing tensor";
   } catch (const CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("missing parameter ln_f.bias"), std::string::npos) << e.what();
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("missing parameter ln_f.bias"), std::string::npos) << msg;
   }
 }
 

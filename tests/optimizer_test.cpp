@@ -213,7 +213,8 @@ TEST(ClipGradNorm, ScalesLargeGradientsToMaxNorm) {
 }
 
 TEST(ClipGradNorm, NonFiniteNormLeavesGradientsUntouched) {
-  for (const float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+  for (const float bad :
+       {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
     auto params = params_with_grads();
     params[1].mutable_grad() = torch::tensor({{bad}});
     const auto norm = clip_grad_norm(params, 1.0);
