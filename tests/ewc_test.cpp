@@ -86,6 +86,31 @@ TEST(Fisher, TrueOfGaussianLinearModelIsMeanSquaredInput) {
       << fisher.at("weight") << expected;
 }
 
+// Softmax regression with targets sampled from the model: E_y[(p − e_y)_j²] = p_j (1 − p_j), so the
+// true Fisher of W[j, i] is the mean over examples of p_j (1 − p_j) x_i².
+TEST(Fisher, TrueOfSoftmaxRegressionMatchesExpectationOverClasses) {
+  torch::manual_seed(2);
+  const int64_t n = 40, d = 3, k = 4;
+  auto x = torch::randn({n, d});
+  torch::nn::Linear lin(torch::nn::LinearOptions(d, k).bias(false));
+  auto losses = [&](const std::vector<int64_t>& idx, bool sample, at::Generator& gen) {
+    EXPECT_TRUE(sample);
+    auto logits = lin(x.index_select(0, torch::tensor(idx, torch::kLong)));
+    auto y = torch::multinomial(torch::softmax(logits.detach(), -1), 1, true, gen).squeeze(1);
+    return torch::nn::functional::cross_entropy(
+        logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  };
+  FisherOptions opt;
+  opt.estimator = FisherEstimator::kTrue;
+  opt.samples_per_example = 150;
+  opt.num_samples = 0;
+  auto fisher = estimate_fisher_loop(*lin, n, losses, opt);
+  torch::NoGradGuard ng;
+  auto p = torch::softmax(lin(x), -1);                                           // (n, k)
+  auto expected = torch::einsum("nj,ni->ji", {p * (1 - p), x.pow(2)}) / double(n);  // (k, d)
+  EXPECT_TRUE(torch::allclose(fisher.at("weight"), expected, 0.1, 0.0)) << fisher.at("weight") << expected;
+}
+
 GptConfig tiny_config() {
   GptConfig c;
   c.vocab_size = 260;
