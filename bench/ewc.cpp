@@ -70,13 +70,14 @@ int main(int argc, char** argv) {
   std::vector<torch::Tensor> params;
   for (auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value()), params.push_back(p.value());
   AdamW adam(named, {});
+  const EwcPenalty penalty(*model, state, 100.0);
   std::vector<int64_t> idx = {0, 1, 2, 3, 4, 5, 6, 7};
   Batch b = make_batch(data, idx, seq);
   model->train();
   auto step = [&](bool ewc) {
     auto loss = masked_lm_loss_sum(model->forward(b.inputs), b.targets, b.mask) / double(b.trained_tokens);
-    if (ewc) loss = loss + ewc_penalty(*model, state, 100.0);
     loss.backward();
+    if (ewc) penalty.add_gradient();
     clip_grad_norm(params, 1.0);
     adam.step(1e-4);
     adam.zero_grad();

@@ -22,6 +22,31 @@ torch::Tensor ewc_penalty(torch::nn::Module& model, const EwcState& state, doubl
   return total * (0.5 * lambda);
 }
 
+EwcPenalty::EwcPenalty(torch::nn::Module& model, const EwcState& state, double lambda) : lambda_(lambda) {
+  for (const auto& p : model.named_parameters()) {
+    auto f = state.fisher.find(p.key());
+    if (f == state.fisher.end() || !p.value().requires_grad()) continue;
+    terms_.push_back({p.value(), f->second.to(p.value().device(), p.value().scalar_type()),
+                      state.anchor.at(p.key()).to(p.value().device(), p.value().scalar_type())});
+  }
+}
+
+torch::Tensor EwcPenalty::add_gradient() const {
+  torch::NoGradGuard no_grad;
+  torch::Tensor total;
+  for (const auto& t : terms_) {
+    auto diff = t.param - t.anchor;
+    auto weighted = t.fisher * diff;  // F (θ − θ*)
+    auto& grad = t.param.mutable_grad();
+    if (grad.defined()) grad.add_(weighted, lambda_);
+    else grad = weighted * lambda_;
+    auto term = torch::dot(weighted.view(-1), diff.view(-1));
+    total = total.defined() ? total.add_(term) : term;
+  }
+  if (!total.defined()) return torch::zeros({});
+  return total * (0.5 * lambda_);  // λ/2 Σ F (θ − θ*)²
+}
+
 EwcState consolidate(const EwcState* previous, const TensorMap& fisher_new, const TensorMap& theta_new,
                      double gamma) {
   if (gamma < 0) throw ConfigError("ewc_gamma must not be negative");

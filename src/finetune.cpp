@@ -71,9 +71,10 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   const auto valid_set = render_all(valid_examples, *loaded.tokenizer);
   FinetuneResult result;
   TrainHooks train_hooks = hooks.train;
+  std::optional<EwcPenalty> penalty;
   if (ewc) {
-    const double lambda = job.training.ewc_lambda;
-    train_hooks.regularizer = [&loaded, &ewc, lambda] { return ewc_penalty(*loaded.model, *ewc, lambda); };
+    penalty.emplace(*loaded.model, *ewc, job.training.ewc_lambda);
+    train_hooks.gradient_regularizer = [&penalty] { return penalty->add_gradient(); };
   }
   result.summary = train(loaded.model, job.training, train_set, valid_set, job.run_dir, resume, train_hooks);
   if (result.summary.last_valid) {

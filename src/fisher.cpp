@@ -64,7 +64,7 @@ void check_finite(const TensorMap& fisher) {
 
 // Adds Σ_n G_n² to fisher[name] for per-example gradients G (N, …).
 void add_sq(TensorMap& fisher, const std::string& name, const torch::Tensor& per_example, double scale) {
-  fisher.at(name).add_(per_example.pow(2).sum(0), scale);
+  fisher.at(name).add_(per_example.pow_(2).sum(0), scale);  // per_example is a temporary
 }
 
 // Per-example squared gradients of every parameter from the captured activations of one batched
@@ -97,7 +97,7 @@ void accumulate_captured(Gpt& model, std::vector<LayerCapture>& records, TensorM
       auto wte = torch::bmm(g.transpose(1, 2), r.input);  // (N, V, C)
       wte.scatter_add_(1, emb_idx.unsqueeze(-1).expand({N, T, C}), emb_grad);
       add_sq(fisher, "wte.weight", wte, scale);
-      fisher.at("wpe.weight").narrow(0, 0, T).add_(emb_grad.pow(2).sum(0), scale);
+      fisher.at("wpe.weight").narrow(0, 0, T).add_(emb_grad.pow(2).sum(0), scale);  // emb_grad is reused above
     }
   }
 }

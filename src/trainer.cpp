@@ -182,6 +182,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       loss_step += loss.detach().to(torch::kFloat);
       tokens_since_log += b.tokens;
     }
+    if (hooks.gradient_regularizer) loss_step += hooks.gradient_regularizer().to(loss_step.device(), torch::kFloat);
     auto grad_norm_t = clip_grad_norm(params, config.grad_clip);
     const auto host = torch::stack({loss_step, grad_norm_t.to(loss_step.device())}).cpu();  // one sync
     const double loss_value = host[0].item<double>(), grad_norm = host[1].item<double>();

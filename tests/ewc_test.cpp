@@ -32,6 +32,18 @@ TEST(EwcPenalty, MatchesHandComputationAndGradient) {
   EXPECT_NEAR(m.b.grad().item<double>(), -12.0, 1e-6);
 }
 
+TEST(EwcPenalty, InPlaceGradientEqualsAutograd) {
+  TwoParams m;
+  EwcState s;
+  s.fisher = {{"a", torch::tensor({0.5})}, {"b", torch::tensor({3.0})}};
+  s.anchor = {{"a", torch::tensor({1.0})}, {"b", torch::tensor({-1.0})}};
+  m.b.mutable_grad() = torch::tensor({0.25});  // an existing task gradient is added to
+  const auto value = EwcPenalty(m, s, 4.0).add_gradient();
+  EXPECT_NEAR(value.item<double>(), 6.25, 1e-6);
+  EXPECT_NEAR(m.a.grad().item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(m.b.grad().item<double>(), -12.0 + 0.25, 1e-6);
+}
+
 TEST(EwcPenalty, ZeroAtAnchorAndSkipsParametersWithoutFisher) {
   TwoParams m;
   EwcState s;

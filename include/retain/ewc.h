@@ -64,6 +64,23 @@ struct EwcState {
 // model's parameters. Parameters without a Fisher entry are not penalised.
 torch::Tensor ewc_penalty(torch::nn::Module& model, const EwcState& state, double lambda);
 
+// The penalty on the training path: binds the model's parameters to their F and θ* once, then
+// each step adds the gradient λ·F·(θ − θ*) to the parameters' .grad() in place, without an
+// autograd graph (a few vectorised passes per parameter, no per-step lookups), and returns the
+// penalty's value as a 0-dim tensor on the device. Call after backward, before clipping.
+class EwcPenalty {
+ public:
+  EwcPenalty(torch::nn::Module& model, const EwcState& state, double lambda);
+  torch::Tensor add_gradient() const;
+
+ private:
+  struct Term {
+    torch::Tensor param, fisher, anchor;
+  };
+  std::vector<Term> terms_;
+  double lambda_;
+};
+
 // Online EWC: F = γ·F_prev + F_new, θ* = θ_new. `previous` may be null (first round).
 EwcState consolidate(const EwcState* previous, const TensorMap& fisher_new, const TensorMap& theta_new,
                      double gamma);

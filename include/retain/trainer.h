@@ -71,6 +71,10 @@ struct TrainHooks {
   // Added to every micro-batch's loss (for example the EWC penalty); must be differentiable in
   // the model's parameters. Its value is divided by grad_accum so that a step adds it once.
   std::function<torch::Tensor()> regularizer;
+  // Adds a penalty's gradient to the parameters' .grad() in place, once per step after the
+  // backward passes (before clipping), and returns the penalty's value (0-dim); cheaper than
+  // `regularizer` for penalties whose gradient is known in closed form (EwcPenalty).
+  std::function<torch::Tensor()> gradient_regularizer;
 };
 
 struct TrainSummary {
