@@ -47,11 +47,12 @@ int main(int argc, char** argv) {
   FisherOptions opt;
   opt.num_samples = 0;
   opt.batch_size = 32;
+  opt.path = FisherOptions::Path::kBatched;
   estimate_fisher(model, {data.begin(), data.begin() + 4}, opt);  // warm-up
   auto t = Clock::now();
   auto fast = estimate_fisher(model, data, opt);
   const double fast_s = seconds_since(t);
-  opt.exact_loop = true;
+  opt.path = FisherOptions::Path::kLoop;
   t = Clock::now();
   auto loop = estimate_fisher(model, data, opt);
   const double loop_s = seconds_since(t);

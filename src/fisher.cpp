@@ -169,7 +169,9 @@ TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, con
     return per_example_loss(logits, targets, b.mask);
   };
   TensorMap fisher;
-  if (options.exact_loop || options.estimator == FisherEstimator::kBatch) {
+  const bool loop = options.path == FisherOptions::Path::kLoop ||
+                    (options.path == FisherOptions::Path::kAuto && !device.is_cuda());
+  if (loop || options.estimator == FisherEstimator::kBatch) {
     fisher = estimate_fisher_loop(*model, usable.size(), batch_losses, options);
   } else {
     for (auto& p : model->named_parameters()) fisher[p.key()] = torch::zeros_like(p.value(), torch::kFloat);

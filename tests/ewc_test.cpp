@@ -152,8 +152,9 @@ TEST(Fisher, FastPerExamplePathEqualsTheLoopOnGpt) {
   FisherOptions opt;
   opt.num_samples = 0;
   opt.batch_size = 4;
+  opt.path = FisherOptions::Path::kBatched;
   auto fast = estimate_fisher(model, data, opt);
-  opt.exact_loop = true;
+  opt.path = FisherOptions::Path::kLoop;
   auto loop = estimate_fisher(model, data, opt);
   ASSERT_EQ(fast.size(), loop.size());
   for (const auto& [name, f] : loop) {

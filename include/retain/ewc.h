@@ -32,13 +32,17 @@ struct FisherOptions {
   int64_t samples_per_example = 1;  // S, for the true Fisher
   int64_t batch_size = 32;          // examples per pass
   uint64_t seed = 1234;
-  bool exact_loop = false;          // one backward pass per example (the reference path)
+  // How per-example gradients are computed: kLoop, one backward pass per example (the reference);
+  // kBatched, one pass per batch from captured activations; kAuto, batched on CUDA and the loop on
+  // CPU, where a batch-1 pass already keeps the cores busy and the loop measured faster.
+  enum class Path { kAuto, kBatched, kLoop } path = Path::kAuto;
 };
 
 // Per-parameter diagonal Fisher of a GPT on chat data (fp32, on the model's device). An
 // example's loss is its mean loss over its trained tokens; examples with no trained token are
 // skipped. Per-example gradients come from one batched backward pass (Linear from the layer
-// input and output gradient; LayerNorm; embeddings incl. the tied output) unless exact_loop.
+// input and output gradient; LayerNorm; embeddings incl. the tied output) or one pass per example,
+// as options.path says.
 // Throws TrainingError naming the parameter when a value is not finite.
 TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, const FisherOptions& options);
 

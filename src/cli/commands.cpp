@@ -144,7 +144,10 @@ void Commands::add_fisher(CLI::App& app) {
   f->add_option("--gamma", gamma_, "online EWC decay: F = γ·F_prev + F_new")->capture_default_str();
   f->add_option("--out", ewc_out_, "file to write (default <model>/ewc.safetensors)");
   f->add_flag("--bf16", bf16_, "store F and θ* in bf16 (half the size)");
-  f->add_flag("--exact-loop", exact_loop_, "one backward pass per example (the slow reference path)");
+  f->add_option("--path", fisher_path_, "per-example gradients: loop (one backward each), batched (one per batch), "
+                 "auto (batched on CUDA, loop on CPU)")
+      ->check(CLI::IsMember({"auto", "batched", "loop"}))
+      ->capture_default_str();
   f->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
 }
 
@@ -273,7 +276,9 @@ int Commands::fisher() {
   job.options.samples_per_example = samples_per_example_;
   job.options.batch_size = fisher_batch_;
   job.options.seed = seed_;
-  job.options.exact_loop = exact_loop_;
+  job.options.path = fisher_path_ == "loop"      ? FisherOptions::Path::kLoop
+                     : fisher_path_ == "batched" ? FisherOptions::Path::kBatched
+                                                 : FisherOptions::Path::kAuto;
   job.gamma = gamma_;
   job.bf16 = bf16_;
   job.device = device_;

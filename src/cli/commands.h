@@ -49,7 +49,8 @@ class Commands {
   std::string estimator_ = "empirical", consolidate_with_, ewc_out_;
   int64_t fisher_samples_ = 1000, samples_per_example_ = 1, fisher_batch_ = 32;
   double gamma_ = 1.0;
-  bool bf16_ = false, exact_loop_ = false;
+  bool bf16_ = false;
+  std::string fisher_path_ = "auto";
 };
 
 }  // namespace retain::cli
