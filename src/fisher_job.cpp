@@ -15,9 +15,7 @@ namespace fs = std::filesystem;
 
 FisherJobResult run_fisher_job(const FisherJob& job) {
   const auto examples = read_chat_file(job.data);  // validates first: nothing is written on bad data
-  TrainConfig device_check;
-  device_check.device = job.device;
-  const auto device = device_check.resolved_device();
+  const auto device = parse_device(job.device);
   auto loaded = load_model_dir(job.model_dir, 0);
   if (!loaded.has_weights)
     throw CheckpointError(job.model_dir + ": has no model.safetensors; the Fisher of a fresh initialisation is meaningless");

@@ -135,18 +135,23 @@ nlohmann::json TrainConfig::to_json() const {
   return j;
 }
 
-torch::Device TrainConfig::resolved_device() const {
+torch::Device parse_device(const std::string& device) {
   const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
-  if (device != "cpu" && !cuda)
-    throw ConfigError("device must be cpu, cuda or cuda:N, got \"" + device + "\"");
-  if (precision == "bf16" && !cuda)
+  if (device == "cpu" || cuda) {
+    try {
+      return torch::Device(device);
+    } catch (const c10::Error&) {
+    }
+  }
+  throw ConfigError("device must be cpu, cuda or cuda:N, got \"" + device + "\"");
+}
+
+torch::Device TrainConfig::resolved_device() const {
+  const torch::Device d = parse_device(device);
+  if (precision == "bf16" && !d.is_cuda())
     throw ConfigError("precision bf16 (autocast) needs a CUDA device; on CPU train in fp32 "
                       "(drop --precision bf16 or pass --device cuda)");
-  try {
-    return torch::Device(device);
-  } catch (const c10::Error&) {
-    throw ConfigError("device must be cpu, cuda or cuda:N, got \"" + device + "\"");
-  }
+  return d;
 }
 
 }  // namespace retain

@@ -4,11 +4,15 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "retain/batch.h"
 #include "retain/errors.h"
@@ -24,6 +28,15 @@ int64_t total_steps(const TrainConfig& config, int64_t num_examples) {
   if (config.max_steps > 0) return config.max_steps;
   const int64_t batches = (num_examples + config.batch_size - 1) / config.batch_size;
   return std::max<int64_t>(1, (config.epochs * batches) / config.grad_accum);
+}
+
+void reuse_host_memory() {
+#if defined(__GLIBC__)
+  // Setting either knob turns off glibc's adaptive mmap threshold, so set both: the threshold at
+  // its adaptive maximum (32 MiB on 64-bit), and a trim threshold no step's working set reaches.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+#endif
 }
 
 namespace {
@@ -105,6 +118,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
   if (train_set.empty()) throw TrainingError("the training set is empty");
   const torch::Device device = config.resolved_device();
   if (config.threads > 0) torch::set_num_threads(config.threads);
+  reuse_host_memory();
   const int64_t max_len = config.max_seq_len > 0
                               ? std::min(config.max_seq_len, model->config().n_positions)
                               : model->config().n_positions;

@@ -52,6 +52,9 @@ struct TrainConfig {
   torch::Device resolved_device() const;
 };
 
+// "cpu", "cuda" or "cuda:N" as a device; ConfigError on anything else. Never probes for CUDA.
+torch::Device parse_device(const std::string& device);
+
 // One progress record (every log_every steps and at the last step).
 struct StepLog {
   int64_t step = 0, total_steps = 0;
@@ -100,5 +103,12 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
 
 // Newest complete checkpoint folder of a run ("" when none).
 std::string latest_checkpoint(const std::string& run_dir);
+
+// Makes the host allocator keep the memory a training step frees for the next step instead of
+// handing it back to the OS (glibc: blocks up to 32 MiB come from the heap, and the heap is trimmed
+// only above 2 GiB free), so a step reuses pages rather than faulting in fresh zeroed ones — about
+// 10% of a gpt-small CPU step otherwise (bench/README.md). Process-wide; train() calls it. Does
+// nothing with another C library.
+void reuse_host_memory();
 
 }  // namespace retain

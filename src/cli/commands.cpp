@@ -194,11 +194,8 @@ int Commands::finetune() {
 }
 
 int Commands::eval() {
-  TrainConfig device_check;
-  device_check.device = device_;
-  const auto device = device_check.resolved_device();
   auto loaded = load_model_dir(model_, seed_);
-  loaded.model->to(device);
+  loaded.model->to(parse_device(device_));
   const auto examples = read_chat_file(test_);
   EvalOptions options;
   options.batch_size = batch_size_;
@@ -222,11 +219,8 @@ int Commands::eval() {
 }
 
 int Commands::generate() {
-  TrainConfig device_check;
-  device_check.device = device_;
-  const auto device = device_check.resolved_device();
   auto loaded = load_model_dir(model_, seed_);
-  loaded.model->to(device);
+  loaded.model->to(parse_device(device_));
   GenerateOptions options;
   options.max_new_tokens = max_new_tokens_;
   options.temperature = temperature_;
