@@ -3,16 +3,17 @@
 //
 // The step is the trainer's (src/trainer.cpp), built from the library's own pieces: Gpt forward →
 // masked_lm_loss_sum / trained tokens → backward → clip_grad_norm → AdamW step → zero_grad, with
-// the loss and gradient norm read on the host once per step as the trainer does. The batch is
-// random token ids with every position trained, the same batch every step.
+// the loss and gradient norm read on the host once per step as the trainer does, after the
+// trainer's reuse_host_memory(). The batch is random token ids with every position trained, the
+// same batch every step.
 //
 // Both sides start from the same weights and batch (written to a temporary safetensors file that
 // the twin reads), so their per-step losses must agree: the table prints the largest difference,
 // and --check turns a difference above tolerance into exit status 1.
 //
-//   build-b/train_throughput [--threads 2] [--steps 20] [--warmup 3] [--model models/gpt-small]
+//   build/train_throughput [--threads 2] [--steps 20] [--warmup 3] [--model models/gpt-small]
 //                            [--batch 8] [--seq 256] [--device cpu|cuda] [--no-twin] [--check]
-//                            [--json]
+//                            [--json] [--no-reuse-host-memory]
 //
 // The twin runs as `$RETAIN_PYTHON bench/train_throughput_twin.py …` (default /usr/bin/python3,
 // Debian's python3-torch). When it cannot run, the reason is printed with retain's figure alone.
@@ -39,6 +40,7 @@
 #include "retain/checkpoint.h"
 #include "retain/model.h"
 #include "retain/optimizer.h"
+#include "retain/trainer.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -53,13 +55,14 @@ struct Options {
   std::string model_dir = std::string(RETAIN_SOURCE_DIR) + "/models/gpt-small";
   std::string device = "cpu";
   bool twin = true, check = false, json = false;
+  bool reuse_host_memory = true;  // as retain::train; off shows the cost of glibc's heap trimming
 };
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "train_throughput: " << problem << "\n"
             << "usage: train_throughput [--threads N] [--steps N] [--warmup N] [--model DIR]\n"
             << "                        [--batch B] [--seq T] [--device cpu|cuda] [--no-twin]\n"
-            << "                        [--check] [--json]\n";
+            << "                        [--check] [--json] [--no-reuse-host-memory]\n";
   std::exit(2);
 }
 
@@ -89,6 +92,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--no-twin") o.twin = false;
     else if (a == "--check") o.check = true;
     else if (a == "--json") o.json = true;
+    else if (a == "--no-reuse-host-memory") o.reuse_host_memory = false;
     else if (a == "--help" || a == "-h") usage("measures tokens/s of retain's training step");
     else usage("unknown flag " + a);
   }
@@ -126,6 +130,7 @@ double median(std::vector<double> v) {
 // warmup + steps training steps exactly as retain::train takes them (grad_accum 1, fp32).
 Figures run_retain(retain::Gpt& model, const retain::Batch& host_batch, const Options& o) {
   const torch::Device device(o.device);
+  if (o.reuse_host_memory) retain::reuse_host_memory();
   model->to(device);
   model->train();
   std::vector<std::pair<std::string, torch::Tensor>> named;
@@ -295,7 +300,8 @@ int main(int argc, char** argv) {
     if (o.json) {
       nlohmann::json j = {{"model", o.model_dir}, {"batch", o.batch}, {"seq", o.seq},
                           {"steps", o.steps}, {"warmup", o.warmup}, {"threads", o.threads},
-                          {"device", o.device}, {"load_before", load_before},
+                          {"device", o.device}, {"reuse_host_memory", o.reuse_host_memory},
+                          {"load_before", load_before},
                           {"load_after", load_after},
                           {"retain", {{"tokens_per_s", r.tokens_per_s}, {"ms_per_step", r.ms_per_step},
                                       {"median_ms_per_step", r.median_ms_per_step},
