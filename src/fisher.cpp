@@ -70,9 +70,16 @@ void add_sq(TensorMap& fisher, const std::string& name, const torch::Tensor& per
 // Per-example squared gradients of every parameter from the captured activations of one batched
 // backward pass. Linear: G_n = Σ_t g_nt x_ntᵀ; LayerNorm: G_n = Σ_t g_nt ⊙ x̂_nt; wte gathers the
 // embedding rows of the example's tokens plus the tied output projection Σ_t dlogits_nt h_ntᵀ.
-void accumulate_captured(Gpt& model, std::vector<LayerCapture>& records, TensorMap& fisher, double scale) {
-  std::unordered_map<const torch::nn::Module*, std::string> names;
+using ModuleNames = std::unordered_map<const torch::nn::Module*, std::string>;
+
+ModuleNames module_names(Gpt& model) {
+  ModuleNames names;
   for (const auto& m : model->named_modules("", /*include_self=*/false)) names[m.value().get()] = m.key();
+  return names;
+}
+
+void accumulate_captured(const ModuleNames& names, std::vector<LayerCapture>& records, TensorMap& fisher,
+                         double scale) {
   torch::NoGradGuard no_grad;
   torch::Tensor emb_grad, emb_idx;  // (N, T, C), (N, T)
   for (auto& r : records) {
@@ -175,6 +182,7 @@ TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, con
     fisher = estimate_fisher_loop(*model, usable.size(), batch_losses, options);
   } else {
     for (auto& p : model->named_parameters()) fisher[p.key()] = torch::zeros_like(p.value(), torch::kFloat);
+    const ModuleNames names = module_names(model);
     auto gen = at::detail::createCPUGenerator(options.seed);
     const auto idx = pick(usable.size(), options.num_samples, options.seed);
     const bool sample = options.estimator == FisherEstimator::kTrue;
@@ -184,7 +192,7 @@ TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, con
       for (int64_t r = 0; r < repeats; ++r) {
         CaptureScope scope;
         batch_losses(chunk, sample, gen).sum().backward();
-        accumulate_captured(model, scope.records(), fisher, 1.0 / repeats);
+        accumulate_captured(names, scope.records(), fisher, 1.0 / repeats);
       }
     }
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();

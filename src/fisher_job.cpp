@@ -31,10 +31,8 @@ FisherJobResult run_fisher_job(const FisherJob& job) {
 
   const auto t0 = std::chrono::steady_clock::now();
   auto fisher = estimate_fisher(loaded.model, rendered, job.options);
-  TensorMap theta;
-  for (const auto& p : loaded.model->named_parameters()) theta[p.key()] = p.value().detach();
   FisherJobResult result;
-  result.state = consolidate(previous ? &*previous : nullptr, fisher, theta, job.gamma);
+  result.state = consolidate(previous ? &*previous : nullptr, fisher, parameter_tensors(*loaded.model), job.gamma);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.state.estimator = estimator_name(job.options.estimator);
   result.state.num_samples = std::min<int64_t>(job.options.num_samples > 0 ? job.options.num_samples : rendered.size(),

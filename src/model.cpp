@@ -293,6 +293,24 @@ std::vector<int64_t> generate(Gpt& model, const std::vector<int64_t>& prompt,
   return out;
 }
 
+TensorMap parameter_tensors(torch::nn::Module& module) {
+  TensorMap out;
+  for (const auto& p : module.named_parameters()) out[p.key()] = p.value().detach();
+  return out;
+}
+
+void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.named_parameters()) {
+    auto it = tensors.find(p.key());
+    if (it == tensors.end()) throw CheckpointError(what + ": missing parameter " + p.key());
+    if (it->second.sizes() != p.value().sizes())
+      throw CheckpointError(what + ": parameter " + p.key() + " has shape " + c10::str(it->second.sizes()) +
+                            ", the model needs " + c10::str(p.value().sizes()));
+    p.value().copy_(it->second);
+  }
+}
+
 LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
   const fs::path root(dir);
   const auto config_path = (root / kConfigFile).string();
@@ -315,18 +333,7 @@ LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
   loaded.model = Gpt(loaded.config);
   const auto weights_path = (root / kWeightsFile).string();
   if (!fs::exists(weights_path)) return loaded;
-  auto file = load_safetensors(weights_path);
-  torch::NoGradGuard no_grad;
-  for (auto& p : loaded.model->named_parameters()) {
-    auto it = file.tensors.find(p.key());
-    if (it == file.tensors.end())
-      throw CheckpointError(weights_path + ": missing parameter " + p.key());
-    if (it->second.sizes() != p.value().sizes())
-      throw CheckpointError(weights_path + ": parameter " + p.key() + " has shape " +
-                            c10::str(it->second.sizes()) + ", the config needs " +
-                            c10::str(p.value().sizes()));
-    p.value().copy_(it->second);
-  }
+  load_parameters(*loaded.model, load_safetensors(weights_path).tensors, weights_path);
   loaded.has_weights = true;
   return loaded;
 }

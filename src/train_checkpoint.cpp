@@ -40,11 +40,6 @@ std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string
   return out;
 }
 
-TensorMap model_tensors(Gpt& model) {
-  TensorMap out;
-  for (const auto& p : model->named_parameters()) out[p.key()] = p.value().detach();
-  return out;
-}
 
 }  // namespace
 
@@ -64,7 +59,7 @@ void save_train_checkpoint(const std::string& run_dir, const TrainerState& state
     std::lock_guard<std::mutex> lock(gen.mutex());
     rng["cpu"] = gen.get_state();
   }
-  save_safetensors((fs::path(tmp) / "model.safetensors").string(), model_tensors(model));
+  save_safetensors((fs::path(tmp) / "model.safetensors").string(), parameter_tensors(*model));
   save_safetensors((fs::path(tmp) / "optimizer.safetensors").string(), optimizer.state());
   save_safetensors((fs::path(tmp) / "rng.safetensors").string(), rng);
   const nlohmann::json meta = {{"format_version", kTrainCheckpointFormat},
@@ -110,16 +105,7 @@ TrainerState load_train_checkpoint(const std::string& dir, Gpt& model, AdamW& op
   }
 
   const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
-  auto weights = load_safetensors(weights_path);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->named_parameters()) {
-      auto it = weights.tensors.find(p.key());
-      if (it == weights.tensors.end() || it->second.sizes() != p.value().sizes())
-        throw CheckpointError(weights_path + ": parameter " + p.key() + " is missing or has the wrong shape");
-      p.value().copy_(it->second);
-    }
-  }
+  load_parameters(*model, load_safetensors(weights_path).tensors, weights_path);
   const std::string opt_path = (fs::path(dir) / "optimizer.safetensors").string();
   optimizer.load_state(load_safetensors(opt_path).tensors, meta.at("adam_steps").get<int64_t>(), opt_path);
   auto rng = load_safetensors((fs::path(dir) / "rng.safetensors").string());

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "retain/checkpoint.h"
 #include "retain/tokenizer.h"
 
 namespace retain {
@@ -150,6 +151,13 @@ struct GenerateOptions {
 // The prompt is cut from the left when it exceeds n_positions; generation stops at n_positions.
 std::vector<int64_t> generate(Gpt& model, const std::vector<int64_t>& prompt,
                               const GenerateOptions& options);
+
+// Detached views of a module's parameters by name (no copy).
+TensorMap parameter_tensors(torch::nn::Module& module);
+
+// Copies `tensors` into the module's parameters of the same names. Every parameter must be present
+// with its shape: CheckpointError "<what>: missing parameter P" / "… parameter P has shape …".
+void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what);
 
 // A model directory: config.json (+ model.safetensors) (+ retain_tokenizer.json).
 inline constexpr const char* kConfigFile = "config.json";
