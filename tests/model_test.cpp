@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "test_util.h"
 #include "retain/checkpoint.h"
 #include "retain/errors.h"
 #include "retain/model.h"
@@ -53,22 +54,7 @@ Gpt perturbed_model(const GptConfig& c, uint64_t seed) {
   return model;
 }
 
-// A fresh, empty folder named after the running test, removed when the test ends.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    const std::string name = std::string("retain_model_test_") + info->test_suite_name() + "_" +
-                             info->name() + "_" + std::to_string(::getpid());
-    path = fs::temp_directory_path() / name;
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing_util::TempDir;
 
 void expect_config_error(const json& j, const std::vector<std::string>& needles) {
   try {

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "test_util.h"
 #include "retain/batch.h"
 #include "retain/errors.h"
 #include "retain/model.h"
@@ -34,22 +35,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    const std::string name = std::string("retain_trainer_test_") + info->test_suite_name() + "_" +
-                             info->name() + "_" + std::to_string(::getpid());
-    path = fs::temp_directory_path() / name;
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using testing_util::TempDir;
 
 GptConfig tiny_model_config() {
   GptConfig c;
