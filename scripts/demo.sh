@@ -1,24 +1,48 @@
 #!/usr/bin/env bash
-# The demo: set up, build, fine-tune a fresh gpt-tiny on release 1 of the bundled support data
-# set, and print the test-set evaluation before and after.
+# The demo: one continual round on the bundled support data, end to end.
+#   1. a base gpt-tiny fine-tuned on release 1, with its Fisher, imported as production;
+#   2. a round on release 2 with no replay and no EWC: it forgets release 1, and the gate rejects it;
+#   3. the same round with 30 % replay and EWC: it passes and is promoted;
+#   4. the registry and the scores before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 
 out=${RETAIN_DEMO_OUT:-out/demo}
-mkdir -p "$out"
-test_set=data/support/release1-test.jsonl
+ws="$out/workspace"
 threads=${RETAIN_THREADS:-$(nproc)}
+export OMP_NUM_THREADS=$threads
+retain=build/retain
+start=$SECONDS
 
-echo "== before: a freshly initialised gpt-tiny on $test_set"
-build/retain eval --model models/gpt-tiny --test "$test_set" --seed 1234 --max-new-tokens 64
+echo "== 1. base: gpt-tiny fine-tuned on release 1 (configs/demo-finetune.json)"
+rm -rf "$out/base" "$out/run-base" "$ws"
+mkdir -p "$out"
+$retain finetune --config configs/demo-finetune.json --out "$out/base" --run-dir "$out/run-base" \
+  --threads "$threads" --log-every 200
+$retain fisher --model "$out/base" --data data/support/release1-train.jsonl --samples 1000 | tail -n 1
+$retain init --workspace "$ws"
+$retain import "$out/base" --name support-v1 --replay-data data/support/release1-train.jsonl --workspace "$ws"
 
-echo "== fine-tuning on release 1 (configs/demo-finetune.json)"
-rm -rf "$out/release1" "$out/run-release1"
-build/retain finetune --config configs/demo-finetune.json --out "$out/release1" \
-  --run-dir "$out/run-release1" --threads "$threads"
+echo
+echo "== 2. a round on release 2 without replay or EWC (configs/demo-round-naive.json)"
+code=0
+$retain train --config configs/demo-round-naive.json --data data/support/release2-train.jsonl \
+  --workspace "$ws" --threads "$threads" --log-every 100 || code=$?
+if [ "$code" -ne 3 ]; then
+  echo "demo: expected the gate to reject the naive round (exit 3), got exit $code" >&2
+  exit 1
+fi
 
-echo "== after"
-build/retain eval --model "$out/release1" --test "$test_set" --max-new-tokens 64
-echo "== a reply"
-build/retain generate --model "$out/release1" --prompt "How much is Quillnote Pro per month?"
+echo
+echo "== 3. the same round with 30 % replay and EWC (configs/demo-round.json)"
+$retain train --config configs/demo-round.json --data data/support/release2-train.jsonl \
+  --workspace "$ws" --threads "$threads" --log-every 100
+
+echo
+echo "== 4. the registry"
+$retain registry list --workspace "$ws"
+echo
+$retain registry lineage support-v3 --workspace "$ws"
+echo
+echo "demo finished in $((SECONDS - start)) s"

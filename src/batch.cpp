@@ -6,6 +6,17 @@
 
 namespace retain {
 
+namespace {
+
+// std::shuffle's algorithm is unspecified across standard libraries; a hand-written
+// Fisher–Yates over mt19937_64 keeps the order (and so resume) identical everywhere.
+template <typename T>
+void fisher_yates(std::vector<T>& v, std::mt19937_64& rng) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
+}
+
+}  // namespace
+
 Batch make_batch(const std::vector<RenderedChat>& examples, const std::vector<int64_t>& indices,
                  int64_t max_len, bool pin) {
   int64_t T = 1;
@@ -48,12 +59,8 @@ std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& leng
                                                 bool group_by_length) {
   std::vector<int64_t> order(lengths.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  // std::shuffle's algorithm is unspecified across standard libraries; a hand-written
-  // Fisher–Yates over mt19937_64 keeps the order (and so resume) identical everywhere.
   std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
-  auto shuffle = [&rng](auto& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
-  };
+  auto shuffle = [&rng](auto& v) { fisher_yates(v, rng); };
   shuffle(order);
   if (group_by_length) {
     const size_t window = static_cast<size_t>(batch_size) * 64;
@@ -68,6 +75,38 @@ std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& leng
     batches.emplace_back(order.begin() + start,
                          order.begin() + std::min(order.size(), start + batch_size));
   if (group_by_length) shuffle(batches);
+  return batches;
+}
+
+std::vector<std::vector<int64_t>> stratified_epoch_batches(const std::vector<int>& strata,
+                                                           int64_t batch_size, uint64_t seed,
+                                                           int64_t epoch) {
+  int num_strata = 0;
+  for (int s : strata) num_strata = std::max(num_strata, s + 1);
+  std::vector<std::vector<int64_t>> members(num_strata);
+  for (size_t i = 0; i < strata.size(); ++i) members[strata[i]].push_back(int64_t(i));
+  std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
+  for (auto& m : members) fisher_yates(m, rng);
+
+  // Position p goes to the stratum furthest behind its share: the one with the largest
+  // (p + 1) · n_s / n − taken_s (ties to the lower stratum), as in largest-remainder apportionment.
+  const double n = double(strata.size());
+  std::vector<size_t> taken(num_strata, 0);
+  std::vector<int64_t> order;
+  order.reserve(strata.size());
+  for (size_t p = 0; p < strata.size(); ++p) {
+    int best = -1;
+    double best_deficit = -1e300;
+    for (int s = 0; s < num_strata; ++s) {
+      if (taken[s] == members[s].size()) continue;
+      const double deficit = double(p + 1) * double(members[s].size()) / n - double(taken[s]);
+      if (deficit > best_deficit) best = s, best_deficit = deficit;
+    }
+    order.push_back(members[best][taken[best]++]);
+  }
+  std::vector<std::vector<int64_t>> batches;
+  for (size_t start = 0; start < order.size(); start += batch_size)
+    batches.emplace_back(order.begin() + start, order.begin() + std::min(order.size(), start + batch_size));
   return batches;
 }
 

@@ -173,4 +173,11 @@ int64_t ReplayBuffer::staged_count(const std::string& stage) {
   return s.step() ? s.column_int(0) : 0;
 }
 
+std::vector<std::string> ReplayBuffer::stages() {
+  std::vector<std::string> out;
+  auto s = db_.prepare("SELECT DISTINCT stage FROM replay_staged ORDER BY stage");
+  while (s.step()) out.push_back(s.column_text(0));
+  return out;
+}
+
 }  // namespace retain

@@ -79,15 +79,20 @@ class AutocastScope {
 // The deterministic micro-batch stream: micro-batch m is batch (m mod B) of epoch m / B.
 class BatchStream {
  public:
-  BatchStream(const std::vector<RenderedChat>& set, const TrainConfig& c, int64_t max_len)
-      : set_(set), config_(c), max_len_(max_len) {
+  BatchStream(const std::vector<RenderedChat>& set, const TrainConfig& c, int64_t max_len,
+              const std::function<std::vector<std::vector<int64_t>>(int64_t)>& plan)
+      : set_(set), config_(c), max_len_(max_len), plan_(plan) {
     for (const auto& ex : set) lengths_.push_back(ex.ids.size());
     per_epoch_ = (int64_t(set.size()) + c.batch_size - 1) / c.batch_size;
   }
   Batch get(int64_t micro, bool pin) {
     const int64_t epoch = micro / per_epoch_;
     if (epoch != epoch_) {
-      order_ = epoch_batches(lengths_, config_.batch_size, config_.seed, epoch, config_.group_by_length);
+      order_ = plan_ ? plan_(epoch)
+                     : epoch_batches(lengths_, config_.batch_size, config_.seed, epoch, config_.group_by_length);
+      if (int64_t(order_.size()) != per_epoch_)
+        throw TrainingError("epoch plan has " + std::to_string(order_.size()) + " batches, expected " +
+                            std::to_string(per_epoch_));
       epoch_ = epoch;
     }
     return make_batch(set_, order_[micro % per_epoch_], max_len_, pin);
@@ -96,7 +101,9 @@ class BatchStream {
  private:
   const std::vector<RenderedChat>& set_;
   const TrainConfig& config_;
-  int64_t max_len_, per_epoch_ = 1, epoch_ = -1;
+  int64_t max_len_;
+  std::function<std::vector<std::vector<int64_t>>(int64_t)> plan_;
+  int64_t per_epoch_ = 1, epoch_ = -1;
   std::vector<int64_t> lengths_;
   std::vector<std::vector<int64_t>> order_;
 };
@@ -146,7 +153,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
   }
   MetricsWriter metrics((fs::path(run_dir) / "metrics.jsonl").string(), resume ? state.step : -1);
 
-  BatchStream stream(train_set, config, max_len);
+  BatchStream stream(train_set, config, max_len, hooks.epoch_plan);
   model->train();
   const auto t_start = Clock::now();
   auto t_log = t_start;
@@ -195,11 +202,15 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       loss.backward();
       loss_step += loss.detach().to(torch::kFloat);
       tokens_since_log += b.tokens;
+      summary.tokens += b.tokens;
     }
-    if (hooks.gradient_regularizer) loss_step += hooks.gradient_regularizer().to(loss_step.device(), torch::kFloat);
+    // loss_step is the task loss (plus a `regularizer`'s share); loss_ewc the closed-form penalty.
+    torch::Tensor loss_ewc = torch::zeros({}, loss_step.options());
+    if (hooks.gradient_regularizer) loss_ewc = hooks.gradient_regularizer().to(loss_step.device(), torch::kFloat);
     auto grad_norm_t = clip_grad_norm(params, config.grad_clip);
-    const auto host = torch::stack({loss_step, grad_norm_t.to(loss_step.device())}).cpu();  // one sync
-    const double loss_value = host[0].item<double>(), grad_norm = host[1].item<double>();
+    const auto host = torch::stack({loss_step, loss_ewc, grad_norm_t.to(loss_step.device())}).cpu();  // one sync
+    const double loss_task = host[0].item<double>(), loss_ewc_value = host[1].item<double>();
+    const double loss_value = loss_task + loss_ewc_value, grad_norm = host[2].item<double>();
     const double lr = learning_rate(config, step, total);
     if (std::isfinite(loss_value) && std::isfinite(grad_norm)) {
       optimizer.step(lr);
@@ -228,16 +239,24 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       s.step = state.step;
       s.total_steps = total;
       s.loss = loss_value;
+      s.loss_task = loss_task;
+      s.loss_ewc = loss_ewc_value;
       s.lr = lr;
       s.grad_norm = grad_norm;
       s.tokens_per_s = dt > 0 ? tokens_since_log / dt : 0;
       s.elapsed_s = elapsed;
       s.eta_s = elapsed / double(state.step - start_step) * double(total - state.step);
       s.skipped_updates = state.skipped_updates;
-      log()->info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f} | tok/s {:.0f} | eta {}",
-                  s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s,
-                  format_duration(s.eta_s));
-      metrics.write({{"type", "train"}, {"step", s.step}, {"loss", s.loss}, {"lr", s.lr},
+      if (hooks.gradient_regularizer)
+        log()->info("step {}/{} | loss {:.4f} (task {:.4f} + ewc {:.4f}) | lr {:.2e} | grad_norm {:.3f} | tok/s {:.0f} | eta {}",
+                    s.step, s.total_steps, s.loss, s.loss_task, s.loss_ewc, s.lr, s.grad_norm, s.tokens_per_s,
+                    format_duration(s.eta_s));
+      else
+        log()->info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f} | tok/s {:.0f} | eta {}",
+                    s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s,
+                    format_duration(s.eta_s));
+      metrics.write({{"type", "train"}, {"step", s.step}, {"loss", s.loss}, {"loss_task", s.loss_task},
+                     {"loss_ewc", s.loss_ewc}, {"lr", s.lr},
                      {"grad_norm", s.grad_norm}, {"tokens_per_s", s.tokens_per_s},
                      {"skipped_updates", s.skipped_updates}, {"elapsed_s", s.elapsed_s}});
       if (hooks.on_step) hooks.on_step(s);

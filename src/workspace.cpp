@@ -2,10 +2,18 @@
 // really ours (SQLite header, application_id, meta table), and apply pending schema migrations.
 #include "retain/workspace.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 #include "retain/errors.h"
 #include "retain/log.h"
@@ -130,5 +138,37 @@ Workspace Workspace::open(const std::string& dir, const Options& options) {
 }
 
 int64_t Workspace::schema_version() { return read_version(*db_); }
+
+WorkspaceLock WorkspaceLock::acquire(const std::string& dir, const std::string& holder, double wait_s) {
+  const std::string path = dir + "/lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw RegistryError(path + ": cannot open the workspace lock: " + std::strerror(errno));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::max(0.0, wait_s));
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      const int err = errno;
+      ::close(fd);
+      throw RegistryError(path + ": cannot lock the workspace: " + std::strerror(err));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      char text[256] = {0};
+      const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+      ::close(fd);
+      std::string who = n > 0 ? std::string(text, n) : "another process";
+      while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+      throw RegistryError("workspace " + dir + " is locked by " + who +
+                          "; wait for it to finish (or pass --wait-lock SECONDS)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::string text = "pid " + std::to_string(::getpid()) + " (" + holder + ")\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) != ssize_t(text.size()))
+    log()->warn("{}: could not record the lock holder", path);
+  return WorkspaceLock(fd);
+}
+
+WorkspaceLock::~WorkspaceLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
+}
 
 }  // namespace retain

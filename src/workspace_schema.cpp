@@ -13,6 +13,14 @@
 //   replay_topic_sizes  histogram: how many topics have each count (for eviction and sampling
 //                       levels without reading every topic)
 //   replay_staged       examples waiting for their round to be promoted, keyed by stage id
+//
+// Registry (migration 2). Written only by src/registry*.cpp:
+//   registry_state      one row: next_version, a counter that only grows (numbers never reused)
+//   versions            one row per version; a partial unique index on status lets at most one
+//                       row be 'production', so the database itself refuses a second one
+//   version_scores      per version, test set and metric: value and the test data's hash
+//   registry_history    import / promote / rollback, in order (rollback reads it as a stack)
+//   runs                one row per round, including crashed and rejected ones
 #include "retain/workspace.h"
 
 namespace retain {
@@ -59,6 +67,57 @@ CREATE TABLE replay_staged (
   staged_at INTEGER NOT NULL,
   json TEXT NOT NULL);
 CREATE INDEX replay_staged_stage ON replay_staged (stage, seq);
+
+)sql",
+      // 1 -> 2: the model registry.
+      R"sql(
+CREATE TABLE registry_state (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  next_version INTEGER NOT NULL CHECK (next_version >= 1));
+INSERT INTO registry_state VALUES (0, 1);
+
+CREATE TABLE versions (
+  version INTEGER PRIMARY KEY CHECK (version >= 1),
+  model_id TEXT NOT NULL UNIQUE
+    CHECK (length(model_id) BETWEEN 1 AND 128 AND model_id NOT GLOB '*[^A-Za-z0-9._-]*'
+           AND model_id NOT IN ('.', '..')),
+  parent_model_id TEXT REFERENCES versions (model_id),
+  created_at INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('candidate', 'production', 'retired', 'rejected')),
+  run_id TEXT NOT NULL DEFAULT '',
+  model_dir TEXT NOT NULL,
+  settings TEXT NOT NULL DEFAULT '{}',
+  data_hashes TEXT NOT NULL DEFAULT '{}',
+  gate TEXT);
+CREATE UNIQUE INDEX versions_one_production ON versions (status) WHERE status = 'production';
+CREATE INDEX versions_parent ON versions (parent_model_id);
+
+CREATE TABLE version_scores (
+  model_id TEXT NOT NULL REFERENCES versions (model_id),
+  test_set TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  value REAL NOT NULL,
+  data_hash TEXT NOT NULL,
+  PRIMARY KEY (model_id, test_set, metric)) WITHOUT ROWID;
+
+CREATE TABLE registry_history (
+  seq INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('import', 'promote', 'rollback')),
+  model_id TEXT NOT NULL REFERENCES versions (model_id),
+  previous_model_id TEXT REFERENCES versions (model_id),
+  note TEXT NOT NULL DEFAULT '');
+
+CREATE TABLE runs (
+  run_id TEXT PRIMARY KEY,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  status TEXT NOT NULL CHECK (status IN ('running', 'promoted', 'candidate', 'rejected', 'failed',
+                                         'interrupted')),
+  base_model_id TEXT,
+  model_id TEXT,
+  settings TEXT NOT NULL DEFAULT '{}') WITHOUT ROWID;
+CREATE INDEX runs_status ON runs (status);
 
 )sql",
   };

@@ -217,7 +217,7 @@ TEST_F(CliTest, KilledRunResumesBitIdentical) {
   EXPECT_EQ(seen.size(), 30u);
 }
 
-TEST_F(CliTest, InvalidTrainingDataExits3AndWritesNothing) {
+TEST_F(CliTest, InvalidTrainingDataExitsWithDataCodeAndWritesNothing) {
   for (const auto& [line, rule] : {std::pair{kBadRole, "unknown_role"}, std::pair{kNotJson, "invalid_json"}}) {
     SCOPED_TRACE(rule);
     const std::string bad = bad_file("bad.jsonl", line);

@@ -34,4 +34,14 @@ std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& leng
                                                 int64_t batch_size, uint64_t seed, int64_t epoch,
                                                 bool group_by_length);
 
+// The batches of one epoch when the examples come in strata (for a round: new and replayed): each
+// stratum is shuffled with (seed, epoch), then the strata are interleaved so that every prefix of
+// the order holds each stratum in its overall proportion (within one example), and the order is cut
+// into batches. So every batch holds about batch_size · n_s / n of stratum s, not whole batches of
+// one kind. ceil(n / batch_size) batches; the last may be smaller. `strata[i]` is example i's
+// stratum (0, 1, …). Deterministic in its arguments.
+std::vector<std::vector<int64_t>> stratified_epoch_batches(const std::vector<int>& strata,
+                                                           int64_t batch_size, uint64_t seed,
+                                                           int64_t epoch);
+
 }  // namespace retain

@@ -51,11 +51,11 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitInternal = 1,    // a bug or an unexpected system failure
   kExitUsage = 2,       // bad command line or job config (ConfigError)
-  kExitData = 3,        // bad input data (DataError)
+  kExitRejected = 3,    // the evaluation gate rejected the candidate (`retain train`, `retain gate`)
   kExitCheckpoint = 4,  // bad model directory or checkpoint (CheckpointError)
   kExitRegistry = 5,    // workspace / registry refused (RegistryError)
   kExitTraining = 6,    // training failed (TrainingError)
-  kExitRejected = 7,    // the evaluation gate rejected the candidate
+  kExitData = 7,        // bad input data (DataError)
 };
 
 }  // namespace retain

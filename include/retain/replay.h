@@ -126,6 +126,8 @@ class ReplayBuffer {
   AddResult commit_stage(const std::string& stage);
   int64_t discard_stage(const std::string& stage);
   int64_t staged_count(const std::string& stage);
+  // The ids of every stage holding examples, sorted.
+  std::vector<std::string> stages();
 
  private:
   int64_t evict_to(int64_t max_size);

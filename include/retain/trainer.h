@@ -58,7 +58,10 @@ torch::Device parse_device(const std::string& device);
 // One progress record (every log_every steps and at the last step).
 struct StepLog {
   int64_t step = 0, total_steps = 0;
-  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, eta_s = 0, elapsed_s = 0;
+  double loss = 0;       // loss_task + loss_ewc: what the step minimised
+  double loss_task = 0;  // mean cross-entropy per trained token of the step
+  double loss_ewc = 0;   // the EWC penalty (0 without one)
+  double lr = 0, grad_norm = 0, tokens_per_s = 0, eta_s = 0, elapsed_s = 0;
   int64_t skipped_updates = 0, trained_tokens = 0;
 };
 
@@ -78,6 +81,10 @@ struct TrainHooks {
   // backward passes (before clipping), and returns the penalty's value (0-dim); cheaper than
   // `regularizer` for penalties whose gradient is known in closed form (EwcPenalty).
   std::function<torch::Tensor()> gradient_regularizer;
+  // The batches of epoch e as example indices, replacing epoch_batches (for example stratified
+  // batches of new and replayed examples). Must be deterministic in e (resume replays it) and give
+  // ceil(size / batch_size) batches.
+  std::function<std::vector<std::vector<int64_t>>(int64_t epoch)> epoch_plan;
 };
 
 struct TrainSummary {
@@ -85,6 +92,7 @@ struct TrainSummary {
   int64_t skipped_updates = 0;     // non-finite updates skipped
   int64_t resumed_from_step = -1;  // -1 when not resumed
   double last_loss = 0;
+  int64_t tokens = 0;              // input tokens processed in this process (not before a resume)
   std::optional<ValidLog> last_valid;
   double seconds = 0;
 };

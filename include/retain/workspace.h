@@ -64,4 +64,22 @@ class Workspace {
   std::unique_ptr<Database> db_;
 };
 
+// An exclusive lock on a workspace for a job that changes versions or the buffer over minutes (a
+// round, an import): flock(2) on <dir>/lock, so the kernel drops it when the process dies, even by
+// SIGKILL. The file holds the holder's pid and description for the error message.
+class WorkspaceLock {
+ public:
+  // Takes the lock, waiting up to `wait_s` seconds (0: try once). Throws RegistryError
+  // ("workspace DIR is locked by pid N (what); …") when it stays held.
+  static WorkspaceLock acquire(const std::string& dir, const std::string& holder, double wait_s);
+  WorkspaceLock(WorkspaceLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  WorkspaceLock& operator=(WorkspaceLock&&) = delete;
+  WorkspaceLock(const WorkspaceLock&) = delete;
+  ~WorkspaceLock();
+
+ private:
+  explicit WorkspaceLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 }  // namespace retain

@@ -10,7 +10,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "commands.h"
+#include "registry_commands.h"
 #include "replay_commands.h"
+#include "round_commands.h"
 #include "retain/errors.h"
 #include "retain/log.h"
 
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   auto* verbose = app.add_flag("-q,--quiet", "only warnings and errors on stderr");
   retain::cli::Commands commands(app);
   retain::cli::ReplayCommands replay_commands(app);
+  retain::cli::RoundCommands round_commands(app);
+  retain::cli::RegistryCommands registry_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -36,6 +40,8 @@ int main(int argc, char** argv) {
   try {
     int exit_code = retain::kExitOk;
     if (replay_commands.run(exit_code)) return exit_code;
+    if (round_commands.run(exit_code)) return exit_code;
+    if (registry_commands.run(exit_code)) return exit_code;
     return commands.run();
   } catch (const retain::ConfigError& e) {
     logger->error("error: {}", e.what());

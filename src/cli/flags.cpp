@@ -1,0 +1,72 @@
+// Helpers shared by the subcommands' flag handling (see flags.h).
+#include "flags.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include <spdlog/sinks/basic_file_sink.h>
+
+#include "retain/errors.h"
+#include "retain/log.h"
+
+namespace retain::cli {
+
+std::string dashed(std::string key) {
+  for (auto& c : key)
+    if (c == '_') c = '-';
+  return key;
+}
+
+// A flag value typed on the command line, converted to the JSON type of the key's default.
+nlohmann::json flag_value(const std::string& key, const std::string& text, const nlohmann::json& def) {
+  const std::string flag = "--" + dashed(key);
+  try {
+    size_t used = 0;
+    if (def.is_boolean()) {
+      if (text == "true" || text == "1") return true;
+      if (text == "false" || text == "0") return false;
+      throw std::invalid_argument("bool");
+    }
+    if (def.is_number_integer() || def.is_number_unsigned()) {
+      const long long v = std::stoll(text, &used);
+      if (used != text.size()) throw std::invalid_argument("int");
+      return v;
+    }
+    if (def.is_number()) {
+      const double v = std::stod(text, &used);
+      if (used != text.size()) throw std::invalid_argument("float");
+      return v;
+    }
+    return text;
+  } catch (const std::logic_error&) {
+    const char* expected = def.is_boolean() ? "true or false"
+                           : def.is_number_integer() || def.is_number_unsigned() ? "an integer" : "a number";
+    throw ConfigError(flag + ": expected " + std::string(expected) + ", got \"" + text + "\"");
+  }
+}
+
+void draw_progress(int64_t step, int64_t total) {
+  const int width = 30;
+  const int filled = total > 0 ? int(width * step / total) : width;
+  std::fprintf(stderr, "\r\033[K[%s%s] %3d%% %ld/%ld", std::string(filled, '#').c_str(),
+               std::string(width - filled, '.').c_str(), total > 0 ? int(100 * step / total) : 100,
+               long(step), long(total));
+  if (step == total) std::fputc('\n', stderr);
+  std::fflush(stderr);
+}
+
+void log_to_run_folder(const std::string& path) {
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
+  sink->set_pattern("%Y-%m-%dT%H:%M:%S %L %v");
+  log()->sinks().push_back(sink);
+}
+
+bool progress_bar_on_tty() {
+  if (!isatty(STDERR_FILENO)) return false;
+  for (auto& sink : log()->sinks()) sink->set_pattern("\r\033[K%^%L%$ %H:%M:%S %v");
+  return true;
+}
+
+}  // namespace retain::cli

@@ -1,0 +1,27 @@
+// Flag helpers shared by the `retain` subcommands.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace retain::cli {
+
+// "max_steps" → "max-steps": config keys as flag names.
+std::string dashed(std::string key);
+
+// A flag value typed on the command line, converted to the JSON type of the key's default `def`.
+// ConfigError naming the flag when it does not parse.
+nlohmann::json flag_value(const std::string& key, const std::string& text, const nlohmann::json& def);
+
+// A one-line progress bar on stderr (for a TTY).
+void draw_progress(int64_t step, int64_t total);
+
+// Adds a log sink writing to `path` (a run folder's train.log).
+void log_to_run_folder(const std::string& path);
+
+// When stderr is a terminal: log lines clear the progress bar first, and true is returned (draw it).
+bool progress_bar_on_tty();
+
+}  // namespace retain::cli

@@ -1,0 +1,33 @@
+// The continual-round subcommands of `retain`: train (one round, or --resume RUN) and gate
+// (re-run the gate for a registered version). Each registers its flags on construction.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace retain::cli {
+
+class RoundCommands {
+ public:
+  explicit RoundCommands(CLI::App& app);
+  // Runs the parsed subcommand if it is one of these: returns true and sets `exit_code`.
+  bool run(int& exit_code);
+
+ private:
+  int train();
+  int gate();
+
+  CLI::App* train_ = nullptr;
+  CLI::App* gate_ = nullptr;
+
+  std::string workspace_, config_path_, data_, base_, resume_, name_, version_, device_;
+  std::map<std::string, std::string> section_flags_;  // "section.key" → value as typed
+  std::vector<std::string> overrides_;               // --set section.key=value
+  double wait_lock_s_ = 0;
+  bool no_promote_ = false, json_ = false;
+};
+
+}  // namespace retain::cli

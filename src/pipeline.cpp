@@ -1,0 +1,413 @@
+// One continual round (see pipeline.h): start or resume, then train → evaluate → gate → register.
+#include "retain/pipeline.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+
+#include "retain/batch.h"
+#include "retain/config.h"
+#include "retain/data.h"
+#include "retain/errors.h"
+#include "retain/fileio.h"
+#include "retain/hash.h"
+#include "retain/log.h"
+#include "retain/registry.h"
+#include "retain/workspace.h"
+#include "pipeline_internal.h"
+
+namespace retain {
+namespace fs = std::filesystem;
+
+void fault_point(const char* phase) {
+  const char* at = std::getenv("RETAIN_FAULT_AT");
+  if (at != nullptr && std::string(at) == phase) {
+    log()->warn("RETAIN_FAULT_AT={}: killing the process", phase);
+    ::raise(SIGKILL);
+  }
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kRoundFile = "round.json";
+constexpr const char* kReplayFile = "replay.jsonl";
+
+// What a round needs to start or resume, as stored in runs/<run_id>/round.json.
+struct RoundState {
+  RoundConfig config;
+  nlohmann::json config_json;
+  std::string run_id, model_id, base_model_id, data, data_hash;
+  int64_t version = 0;
+  bool promote = true;
+};
+
+nlohmann::json state_json(const RoundState& s) {
+  return {{"format_version", 1}, {"run_id", s.run_id},     {"model_id", s.model_id},
+          {"version", s.version}, {"base_model_id", s.base_model_id}, {"data", s.data},
+          {"data_hash", s.data_hash}, {"promote", s.promote}, {"config", s.config_json}};
+}
+
+std::string stamp() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  return buf;
+}
+
+// The version name stem: the config's name, else the base's id without a trailing -v<digits>.
+std::string name_stem(const RoundConfig& config, const std::string& base_id) {
+  if (!config.name.empty()) return config.name;
+  const auto dash = base_id.rfind("-v");
+  if (dash != std::string::npos && dash + 2 < base_id.size() &&
+      base_id.find_first_not_of("0123456789", dash + 2) == std::string::npos)
+    return base_id.substr(0, dash);
+  return base_id;
+}
+
+// Leftovers of killed rounds, found under the lock: runs still marked running, staged examples of
+// other runs, and version folders the registry does not reference (never complete versions).
+void clean_workspace(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const std::string& keep_run) {
+  if (const int64_t n = registry.mark_interrupted_runs(keep_run); n > 0)
+    log()->warn("{} earlier round(s) did not finish; marked interrupted (resume one with --resume RUN)", n);
+  for (const auto& stage : buffer.stages()) {
+    if (stage == keep_run) continue;
+    const int64_t n = buffer.discard_stage(stage);
+    log()->warn("discarded {} staged example(s) of unfinished run {}", n, stage);
+  }
+  if (!fs::is_directory(ws.versions_dir())) return;
+  for (const auto& entry : fs::directory_iterator(ws.versions_dir())) {
+    const std::string name = entry.path().filename().string();
+    if (registry.find(name)) continue;
+    log()->warn("removing {}: no registered version refers to it (left by an interrupted job)", entry.path().string());
+    fs::remove_all(entry.path());
+  }
+}
+
+VersionRecord base_version(Registry& registry, const std::string& base) {
+  if (!base.empty()) return registry.get(base);
+  auto production = registry.production();
+  if (!production)
+    throw RegistryError("the workspace has no production version; import a base with `retain import DIR --name NAME` "
+                        "or pass --base ID");
+  return *production;
+}
+
+}  // namespace
+
+namespace detail {
+
+std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate) {
+  std::vector<LoadedTestSet> out;
+  for (const auto& t : gate.test_sets) {
+    LoadedTestSet s{&t, read_chat_file(t.file), "sha256:" + sha256_file_hex(t.file)};
+    if (s.examples.empty()) throw DataError(t.file + ": test set \"" + t.name + "\" has no examples");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+double metric_value(const EvalResult& r, const std::string& metric) {
+  if (metric == "loss") return r.loss.loss;
+  if (metric == "perplexity") return r.loss.perplexity;
+  if (metric == "token_accuracy") return r.loss.token_accuracy;
+  if (metric == "exact_match") return r.exact_match;
+  throw ConfigError("metric " + metric + " is not measured on chat test sets");
+}
+
+EvalResult measure(Gpt& model, const Tokenizer& tokenizer, const LoadedTestSet& t, const RoundConfig::Eval& eval) {
+  EvalOptions o;
+  o.batch_size = eval.batch_size;
+  o.max_new_tokens = eval.max_new_tokens;
+  o.exact_match = t.config->metric == "exact_match";  // generation is the slow part: only when judged on it
+  return evaluate(model, tokenizer, t.examples, o);
+}
+
+std::vector<Score> to_scores(const LoadedTestSet& t, const EvalResult& r) {
+  std::vector<Score> out = {{t.config->name, "loss", r.loss.loss, t.hash},
+                            {t.config->name, "perplexity", r.loss.perplexity, t.hash},
+                            {t.config->name, "token_accuracy", r.loss.token_accuracy, t.hash}};
+  if (r.exact_match_examples > 0) out.push_back({t.config->name, "exact_match", r.exact_match, t.hash});
+  return out;
+}
+
+std::map<std::string, double> stored_or_measured(Registry& registry, const std::string& workspace,
+                                                 const std::string& model_id, const std::vector<LoadedTestSet>& sets,
+                                                 const RoundConfig::Eval& eval, const std::string& device,
+                                                 Gpt* loaded, const Tokenizer* tokenizer) {
+  std::map<std::string, double> out;
+  std::optional<LoadedModel> own;
+  for (const auto& t : sets) {
+    if (auto s = registry.score(model_id, t.config->name, t.config->metric, t.hash)) {
+      out[t.config->name] = *s;
+      continue;
+    }
+    if (loaded == nullptr) {
+      own = load_model_dir((fs::path(workspace) / registry.get(model_id).model_dir).string(), 0);
+      own->model->to(parse_device(device));
+      loaded = &own->model;
+      tokenizer = own->tokenizer.get();
+    }
+    log()->info("measuring {} on test set {} (no stored score for this data)", model_id, t.config->name);
+    const EvalResult r = measure(*loaded, *tokenizer, t, eval);
+    registry.set_scores(model_id, to_scores(t, r));
+    out[t.config->name] = metric_value(r, t.config->metric);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+namespace {
+
+// Steps 4–7 of a round, shared by run_round and resume_round.
+RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
+                   const std::vector<ChatExample>& new_examples, const std::vector<ChatExample>& replay_examples,
+                   bool resume, const TrainHooks& user_hooks, Clock::time_point t0) {
+  const RoundConfig& c = s.config;
+  const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
+  const VersionRecord base = registry.get(s.base_model_id);
+  const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
+  const auto sets = detail::load_test_sets(c.gate);
+  const torch::Device device = c.training.resolved_device();
+
+  LoadedModel loaded = load_model_dir(base_dir, c.training.seed);
+  loaded.model->to(device);
+  Gpt& model = loaded.model;
+  const Tokenizer& tokenizer = *loaded.tokenizer;
+  std::optional<EwcState> base_ewc;
+  if (fs::exists(fs::path(base_dir) / kEwcFile)) base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), *model);
+
+  RoundResult result;
+  result.run_id = s.run_id;
+  result.model_id = s.model_id;
+  result.version = s.version;
+  result.base_model_id = s.base_model_id;
+  result.new_examples = new_examples.size();
+  result.replay_examples = replay_examples.size();
+
+  // The scores to beat: the base's (for the table) and production's (for the gate), measured
+  // before training while the model still holds the base's weights.
+  const auto base_scores = detail::stored_or_measured(registry, ws.dir(), s.base_model_id, sets, c.eval,
+                                                      c.training.device, &model, &tokenizer);
+  const auto production = registry.production();
+  result.production_model_id = production ? production->model_id : "";
+  std::map<std::string, double> production_scores;
+  if (production && production->model_id == s.base_model_id) production_scores = base_scores;
+  else if (production)
+    production_scores = detail::stored_or_measured(registry, ws.dir(), production->model_id, sets, c.eval,
+                                                   c.training.device, nullptr, nullptr);
+
+  // Train on the mix: stratified batches keep new and replayed examples in proportion.
+  std::vector<RenderedChat> mix;
+  std::vector<int> strata;
+  for (const auto& ex : new_examples) mix.push_back(tokenizer.render(ex)), strata.push_back(0);
+  for (const auto& ex : replay_examples) mix.push_back(tokenizer.render(ex)), strata.push_back(1);
+  TrainHooks hooks = user_hooks;
+  const TrainConfig& tc = c.training;
+  hooks.epoch_plan = [&strata, &tc](int64_t epoch) {
+    return stratified_epoch_batches(strata, tc.batch_size, tc.seed, epoch);
+  };
+  std::optional<EwcPenalty> penalty;
+  if (c.ewc.lambda > 0) {
+    if (!base_ewc) throw ConfigError("ewc.lambda > 0 but base " + s.base_model_id + " has no " + kEwcFile);
+    penalty.emplace(*model, *base_ewc, c.ewc.lambda);
+    hooks.gradient_regularizer = [&penalty] { return penalty->add_gradient(); };
+  }
+  const int64_t kill_step = tc.checkpoint_every > 0 ? tc.checkpoint_every + 1 : 1;
+  hooks.on_progress = [&user_hooks, kill_step](int64_t step, int64_t total) {
+    if (step == kill_step) fault_point("training");
+    if (user_hooks.on_progress) user_hooks.on_progress(step, total);
+  };
+  const bool from_checkpoint = resume && !latest_checkpoint(run_dir).empty();
+  result.training = train(model, tc, mix, {}, run_dir, from_checkpoint, hooks);
+  fault_point("trained");
+
+  // Evaluate and judge.
+  std::map<std::string, double> candidate;
+  std::vector<Score> candidate_scores;
+  for (const auto& t : sets) {
+    TestSetScores row;
+    row.name = t.config->name;
+    row.metric = t.config->metric;
+    row.data_hash = t.hash;
+    row.candidate = detail::measure(model, tokenizer, t, c.eval);
+    row.base[t.config->metric] = base_scores.at(t.config->name);
+    candidate[t.config->name] = detail::metric_value(row.candidate, t.config->metric);
+    for (auto& sc : detail::to_scores(t, row.candidate)) candidate_scores.push_back(sc);
+    result.scores.push_back(row);
+  }
+  fault_point("evaluated");
+  result.gate = run_gate(c.gate, candidate, production_scores);
+
+  // The version folder, complete before anything refers to it. A passing candidate carries the
+  // consolidated EWC state: the Fisher on this round's mix, online with the base's (γ).
+  const std::string staging = (fs::path(run_dir) / "version").string();
+  fs::remove_all(staging);
+  const nlohmann::json card = {{"created_by", "retain train"}, {"model_id", s.model_id},
+                               {"parent_model_id", s.base_model_id}, {"run_id", s.run_id},
+                               {"settings", s.config_json}};
+  save_model_dir(staging, loaded.config, model, tokenizer, false, card);
+  if (result.gate.passed) {
+    fault_point("version_partial");
+    const auto tf = Clock::now();
+    FisherOptions fo = c.ewc.fisher;
+    const TensorMap fisher = estimate_fisher(model, mix, fo);
+    EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, parameter_tensors(*model), c.ewc.gamma);
+    state.estimator = estimator_name(fo.estimator);
+    state.num_samples = std::min<int64_t>(fo.num_samples, mix.size());
+    state.data_hash = s.data_hash;
+    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16);
+    result.fisher_seconds = std::chrono::duration<double>(Clock::now() - tf).count();
+  }
+  const std::string version_dir = (fs::path(ws.versions_dir()) / s.model_id).string();
+  fs::create_directories(ws.versions_dir());
+  commit_directory(staging, version_dir, false);
+  fault_point("version_written");
+
+  // One transaction: register, promote, and move the new examples into the buffer (or drop them).
+  VersionRecord record;
+  record.model_id = s.model_id;
+  record.parent_model_id = s.base_model_id;
+  record.version = s.version;
+  record.created_at = std::time(nullptr);
+  record.run_id = s.run_id;
+  record.model_dir = (fs::path("versions") / s.model_id).string();
+  record.settings = s.config_json;
+  record.data_hashes = {{"new_data", s.data_hash}, {"replay", "sha256:" + sha256_file_hex((fs::path(run_dir) / kReplayFile).string())}};
+  for (const auto& t : sets) record.data_hashes["test_set:" + t.config->name] = t.hash;
+  record.gate = result.gate.to_json();
+  record.scores = candidate_scores;
+  {
+    Transaction txn(ws.db());
+    const auto production_now = registry.production();
+    const bool same_production = (production_now ? production_now->model_id : "") == result.production_model_id;
+    if (!result.gate.passed) record.status = VersionStatus::kRejected;
+    else if (s.promote && same_production) record.status = VersionStatus::kProduction;
+    else record.status = VersionStatus::kCandidate;
+    if (result.gate.passed && s.promote && !same_production)
+      log()->warn("production changed during the round (now {}); {} stays a candidate",
+                  production_now ? production_now->model_id : "none", s.model_id);
+    registry.add(record);
+    if (record.status == VersionStatus::kProduction) buffer.commit_stage(s.run_id);
+    else buffer.discard_stage(s.run_id);
+    registry.finish_run(s.run_id, record.status == VersionStatus::kProduction ? "promoted" : status_name(record.status),
+                        s.model_id);
+    fault_point("registering");
+    txn.commit();
+  }
+  result.status = status_name(record.status);
+  result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace
+
+RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
+  const auto t0 = Clock::now();
+  // 1. Everything that can be wrong with the input is checked before anything changes.
+  const auto new_examples = read_chat_file(options.data);
+  if (new_examples.empty()) throw DataError(options.data + ": no examples");
+  detail::load_test_sets(config.gate);
+  config.training.resolved_device();
+
+  Workspace ws = Workspace::open(options.workspace);
+  WorkspaceLock lock = WorkspaceLock::acquire(ws.dir(), "retain train", options.lock_wait_s);
+  Registry registry(ws.db());
+  ReplayBuffer buffer(ws.db());
+  // 2. The base.
+  const VersionRecord base = base_version(registry, options.base);
+  if (config.ewc.lambda > 0 && !fs::exists(fs::path(ws.dir()) / base.model_dir / kEwcFile))
+    throw ConfigError("ewc.lambda is " + std::to_string(config.ewc.lambda) + " but base " + base.model_id +
+                      " has no " + kEwcFile + " (compute it with `retain fisher` before `retain import`, or set "
+                      "ewc.lambda to 0)");
+  clean_workspace(ws, registry, buffer, "");
+
+  RoundState s;
+  s.config = config;
+  s.config_json = config.to_json();
+  s.base_model_id = base.model_id;
+  s.data = fs::absolute(options.data).lexically_normal().string();
+  s.data_hash = "sha256:" + sha256_file_hex(options.data);
+  s.promote = options.promote;
+  const std::string stem = name_stem(config, base.model_id);
+  do {  // a number whose id is taken (say, imported by hand) is skipped, never reused
+    s.version = registry.reserve_version();
+    s.model_id = stem + "-v" + std::to_string(s.version);
+  } while (registry.find(s.model_id));
+  s.run_id = stamp() + "-" + s.model_id;
+  const fs::path run_dir = fs::path(ws.runs_dir()) / s.run_id;
+  fs::create_directories(run_dir);
+  nlohmann::json settings = s.config_json;
+  settings["data"] = s.data;
+  registry.start_run(s.run_id, s.base_model_id, settings);
+
+  // 3. The mix: replayed examples drawn before the new ones are staged (never replaying themselves).
+  SampleOptions so;
+  so.n = replay_count(new_examples.size(), config.replay.ratio);
+  so.seed = config.training.seed;
+  so.strategy = config.replay.strategy;
+  so.per_topic_cap = config.replay.per_topic_cap;
+  std::string replay_jsonl;
+  std::vector<ChatExample> replay_examples;
+  for (const auto& row : buffer.sample(so)) replay_jsonl += row.json + "\n";
+  write_file_atomic((run_dir / kReplayFile).string(), replay_jsonl);
+  replay_examples = read_chat_file((run_dir / kReplayFile).string());
+  if (int64_t(replay_examples.size()) < so.n)
+    log()->warn("the replay buffer holds {} of the {} examples the ratio {} asks for; replaying all of them",
+                replay_examples.size(), so.n, config.replay.ratio);
+  AddOptions ao;
+  ao.source = s.model_id;
+  buffer.stage(s.run_id, new_examples, ao);
+  write_file_atomic((run_dir / kRoundFile).string(), state_json(s).dump(2) + "\n");
+  fault_point("staged");
+  log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
+              new_examples.size(), replay_examples.size(), run_dir.string());
+  return finish(ws, registry, buffer, s, new_examples, replay_examples, false, options.hooks, t0);
+}
+
+RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
+  const auto t0 = Clock::now();
+  Workspace ws = Workspace::open(options.workspace);
+  WorkspaceLock lock = WorkspaceLock::acquire(ws.dir(), "retain train --resume", options.lock_wait_s);
+  Registry registry(ws.db());
+  ReplayBuffer buffer(ws.db());
+  const auto run = registry.run(run_id);
+  if (!run) throw RegistryError("no run " + run_id + " in the workspace");
+  const std::string status = run->at("status").get<std::string>();
+  if (status != "running" && status != "interrupted")
+    throw RegistryError("run " + run_id + " already finished (" + status + "); nothing to resume");
+  const fs::path run_dir = fs::path(ws.runs_dir()) / run_id;
+  const std::string round_path = (run_dir / kRoundFile).string();
+  if (!fs::exists(round_path))
+    throw RegistryError("run " + run_id + " stopped before its mix was saved; start a new round instead");
+  const auto j = load_json_file(round_path);
+  RoundState s;
+  s.config_json = j.at("config");
+  s.config = RoundConfig::from_json(s.config_json, round_path);
+  s.run_id = run_id;
+  s.model_id = j.at("model_id").get<std::string>();
+  s.version = j.at("version").get<int64_t>();
+  s.base_model_id = j.at("base_model_id").get<std::string>();
+  s.data = j.at("data").get<std::string>();
+  s.data_hash = j.at("data_hash").get<std::string>();
+  s.promote = j.at("promote").get<bool>();
+  if ("sha256:" + sha256_file_hex(s.data) != s.data_hash)
+    throw DataError(s.data + ": changed since run " + run_id + " started; a resumed round must train on the same data");
+  const auto new_examples = read_chat_file(s.data);
+  const auto replay_examples = read_chat_file((run_dir / kReplayFile).string());
+  clean_workspace(ws, registry, buffer, run_id);
+  buffer.discard_stage(run_id);
+  AddOptions ao;
+  ao.source = s.model_id;
+  buffer.stage(run_id, new_examples, ao);
+  log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
+  return finish(ws, registry, buffer, s, new_examples, replay_examples, true, options.hooks, t0);
+}
+
+}  // namespace retain

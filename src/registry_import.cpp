@@ -1,0 +1,112 @@
+// `retain import` (see import_version in registry.h): an existing model directory becomes a
+// registered version. Everything that can be refused is checked before a byte is copied; the copy
+// is published with one rename and the registration is one transaction, and a failure after the
+// copy removes it, so an import either happens completely or leaves nothing behind.
+#include <filesystem>
+#include <system_error>
+
+#include "replay_internal.h"
+#include "retain/errors.h"
+#include "retain/fileio.h"
+#include "retain/hash.h"
+#include "retain/log.h"
+#include "retain/model.h"
+#include "retain/registry.h"
+#include "retain/replay.h"
+#include "retain/workspace.h"
+
+namespace retain {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A model directory that can serve as a version: config.json, trained weights, and a model that
+// loads (every parameter present with its shape, tokenizer within the vocabulary).
+void check_source(const std::string& dir) {
+  if (!fs::is_directory(dir))
+    throw CheckpointError(dir + ": not a folder; expected a model directory (config.json, model.safetensors)");
+  if (!fs::is_regular_file(fs::path(dir) / kConfigFile))
+    throw CheckpointError(dir + ": not a model directory (no " + kConfigFile + ")");
+  if (!fs::is_regular_file(fs::path(dir) / kWeightsFile)) {
+    throw CheckpointError(dir + ": no " + kWeightsFile + "; a preset without weights cannot be "
+                          "registered: fine-tune it first (`retain finetune --out DIR`) and import DIR");
+  }
+  load_model_dir(dir, 0);
+}
+
+// Copies every regular file of `source` (following links, as in a Hugging Face cache) into a
+// temporary folder beside `final_dir`, then commits it there (fsync of every file, rename).
+void copy_model_dir(const fs::path& source, const std::string& final_dir) {
+  const std::string tmp = make_temp_dir_beside(final_dir);
+  try {
+    for (const auto& entry : fs::recursive_directory_iterator(source)) {
+      const fs::path target = fs::path(tmp) / entry.path().lexically_relative(source);
+      if (fs::is_directory(entry.symlink_status())) fs::create_directories(target);
+      else if (fs::is_regular_file(entry.path())) fs::copy_file(entry.path(), target);
+    }
+    commit_directory(tmp, final_dir, false);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace
+
+ImportResult import_version(Workspace& workspace, const ImportOptions& options) {
+  const std::string& id = options.model_id;
+  check_model_id(id);
+  check_source(options.source_dir);
+  if (!options.replay_files.empty()) detail::validate_files(options.replay_files);
+
+  // A round cleans up version folders that no row refers to: the copy below is such a folder
+  // until the transaction commits, so no round may run meanwhile.
+  WorkspaceLock lock = WorkspaceLock::acquire(workspace.dir(), "retain import " + id, options.lock_wait_s);
+  Registry registry(workspace.db());
+  if (registry.find(id)) throw RegistryError("version " + id + " is already in the registry; choose another --name");
+  const std::string model_dir = "versions/" + id;
+  const std::string final_dir = workspace.dir() + "/" + model_dir;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(final_dir, ec))) {
+    throw RegistryError(final_dir + " already exists but " + id + " is not in the registry (left by "
+                        "an interrupted import?); remove that folder, then import again");
+  }
+  fs::create_directories(workspace.versions_dir(), ec);
+  copy_model_dir(options.source_dir, final_dir);
+
+  try {
+    ImportResult result;
+    Transaction txn(workspace.db(), Transaction::Mode::kWrite);
+    VersionRecord record;
+    record.model_id = id;
+    record.version = registry.reserve_version();
+    record.model_dir = model_dir;
+    record.settings = {{"imported_from", fs::absolute(options.source_dir).lexically_normal().string()}};
+    record.data_hashes[kWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kWeightsFile);
+    for (const std::string& file : options.replay_files)
+      record.data_hashes[file] = "sha256:" + sha256_file_hex(file);
+    const auto production = registry.production();
+    if (options.promote.value_or(!production.has_value())) {
+      record.status = VersionStatus::kProduction;
+      if (production) result.previous_production = production->model_id;
+    }
+    registry.add(record);
+    if (!options.replay_files.empty()) {
+      AddOptions add_options;
+      add_options.source = id;
+      const AddResult added = ReplayBuffer(workspace.db()).add_files(options.replay_files, add_options);
+      result.replay_added = added.added;
+      result.replay_duplicates = added.duplicates;
+    }
+    result.version = registry.get(id);
+    txn.commit();
+    return result;
+  } catch (...) {
+    // The transaction has rolled back (its destructor ran); the copy is ours alone to remove.
+    fs::remove_all(final_dir, ec);
+    throw;
+  }
+}
+
+}  // namespace retain

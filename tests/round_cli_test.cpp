@@ -1,0 +1,320 @@
+// The continual round end to end through the `retain` executable: the pass path (registered,
+// promoted, buffer updated), the fail path (rejected, nothing else changes), a SIGKILL at every
+// phase (the workspace stays consistent and the next round works), --resume after a kill during
+// training, the workspace lock, bad data, `retain gate`, and the shape of the --json output.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "retain/errors.h"
+#include "retain/model.h"
+#include "retain/registry.h"
+#include "retain/replay.h"
+#include "retain/workspace.h"
+
+namespace retain {
+namespace {
+
+namespace fs = std::filesystem;
+using cli_test::CliResult;
+using cli_test::read_text;
+using cli_test::write_text;
+using nlohmann::json;
+
+const fs::path kSource = RETAIN_SOURCE_DIR;
+const fs::path kData = kSource / "data" / "support";
+
+// What a test checks the workspace against: the production version, the registered ids, and
+// the buffer (size, staged rows).
+struct Snapshot {
+  std::string production;
+  std::vector<std::string> versions;
+  int64_t buffer_size = 0, staged = 0;
+  bool operator==(const Snapshot& o) const {
+    return production == o.production && versions == o.versions && buffer_size == o.buffer_size && staged == o.staged;
+  }
+};
+
+class RoundCliTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("retain_round_test_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    cli_test::write_head(kData / "release1-train.jsonl", dir_ / "old.jsonl", 40);
+    cli_test::write_head(kData / "release2-train.jsonl", dir_ / "new.jsonl", 24);
+    cli_test::write_head(kData / "release1-test.jsonl", dir_ / "old-test.jsonl", 8);
+    cli_test::write_head(kData / "release2-test.jsonl", dir_ / "new-test.jsonl", 8);
+    // A base version: gpt-tiny with seeded random weights and its Fisher on the old data.
+    auto base = load_model_dir((kSource / "models" / "gpt-tiny").string(), 7);
+    save_model_dir(path("base"), base.config, base.model, *base.tokenizer, false);
+    expect_ok(run({"fisher", "--model", path("base"), "--data", path("old.jsonl"), "--samples", "16"}, "fisher"));
+    expect_ok(run({"init", "--workspace", path("ws")}, "init"));
+    expect_ok(run({"import", path("base"), "--name", "support-v1", "--workspace", path("ws"), "--replay-data",
+                   path("old.jsonl")},
+                  "import"));
+    write_config("pass.json", 1e9);  // a gate nothing fails
+    write_config("fail.json", 0.0);  // old-set loss must not exceed 0: always rejected
+  }
+  void TearDown() override {
+    ::unsetenv("RETAIN_FAULT_AT");
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  CliResult run(const std::vector<std::string>& args, const std::string& tag) const {
+    return cli_test::run_cli(args, dir_, tag);
+  }
+  static void expect_ok(const CliResult& r) { ASSERT_EQ(r.code, kExitOk) << r.describe(); }
+
+  void write_config(const std::string& name, double old_max_loss) const {
+    json c = {{"replay", {{"ratio", 0.3}}},
+              {"ewc", {{"lambda", 10.0}, {"num_samples", 16}}},
+              {"training", {{"max_steps", 4}, {"batch_size", 4}, {"threads", 1}, {"checkpoint_every", 2}, {"lr", 1e-3}}},
+              {"gate", {{"test_sets", {{"old", path("old-test.jsonl")}, {"new", path("new-test.jsonl")}}},
+                        {"metrics", {{"old", "loss"}, {"new", "loss"}}},
+                        {"min_scores", {{"old", old_max_loss}}},
+                        {"regression_tolerance", 1e9}}}};
+    write_text(dir_ / name, c.dump(2));
+  }
+
+  CliResult train(const std::string& config, std::vector<std::string> extra = {}, const std::string& tag = "train") const {
+    std::vector<std::string> args = {"train", "--config", path(config), "--data", path("new.jsonl"),
+                                     "--workspace", path("ws"), "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args, tag);
+  }
+
+  Snapshot snapshot() const {
+    Workspace ws = Workspace::open(path("ws"));
+    Registry registry(ws.db());
+    ReplayBuffer buffer(ws.db());
+    Snapshot s;
+    if (auto p = registry.production()) s.production = p->model_id;
+    for (const auto& v : registry.list()) s.versions.push_back(v.model_id + ":" + status_name(v.status));
+    s.buffer_size = buffer.size();
+    s.staged = buffer.stats(0).staged;
+    return s;
+  }
+
+  // Folders in versions/ (registered or not).
+  std::vector<std::string> version_folders() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_ / "ws" / "versions")) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(RoundCliTest, PassingRoundIsRegisteredPromotedAndAddsItsExamples) {
+  const Snapshot before = snapshot();
+  EXPECT_EQ(before.production, "support-v1");
+  EXPECT_EQ(before.buffer_size, 40);
+  const CliResult r = train("pass.json");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("model_id"), "support-v2");
+  EXPECT_EQ(j.at("version"), 2);
+  EXPECT_EQ(j.at("status"), "production");
+  EXPECT_EQ(j.at("base_model_id"), "support-v1");
+  EXPECT_EQ(j.at("passed"), true);
+  EXPECT_EQ(j.at("mix").at("new_examples"), 24);
+  EXPECT_EQ(j.at("mix").at("replay_examples"), 10);  // floor(24 · 0.3 / 0.7)
+  EXPECT_EQ(j.at("training").at("steps"), 4);
+  EXPECT_GT(j.at("training").at("tokens_per_s").get<double>(), 0);
+  ASSERT_EQ(j.at("test_sets").size(), 2u);
+  for (const auto& t : j.at("test_sets")) {
+    for (const char* key : {"test_set", "metric", "base", "candidate_score", "delta", "production", "passed", "candidate"})
+      EXPECT_TRUE(t.contains(key)) << key;
+    EXPECT_NEAR(t.at("delta").get<double>(), t.at("candidate_score").get<double>() - t.at("base").get<double>(), 1e-12);
+  }
+
+  const Snapshot after = snapshot();
+  EXPECT_EQ(after.production, "support-v2");
+  EXPECT_EQ(after.versions, (std::vector<std::string>{"support-v1:retired", "support-v2:production"}));
+  EXPECT_EQ(after.buffer_size, 64);  // the 24 new examples joined the buffer
+  EXPECT_EQ(after.staged, 0);
+  const fs::path v2 = dir_ / "ws" / "versions" / "support-v2";
+  EXPECT_TRUE(fs::exists(v2 / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(v2 / "ewc.safetensors"));
+
+  // The registry holds the scores, gate, settings and data hashes; lineage reaches the base.
+  Workspace ws = Workspace::open(path("ws"));
+  Registry registry(ws.db());
+  const auto rec = registry.get("support-v2");
+  EXPECT_EQ(rec.parent_model_id, "support-v1");
+  EXPECT_EQ(rec.gate.at("passed"), true);
+  EXPECT_EQ(rec.settings.at("replay").at("ratio"), 0.3);
+  EXPECT_TRUE(rec.data_hashes.contains("new_data"));
+  EXPECT_GE(rec.scores.size(), 6u);  // loss, perplexity, token_accuracy per test set
+  EXPECT_EQ(registry.lineage("support-v2").size(), 2u);
+  // The base's scores were measured once and stored.
+  EXPECT_TRUE(registry.score("support-v1", "old", "loss", rec.data_hashes.at("test_set:old").get<std::string>()));
+
+  // A second round builds on the first: online EWC, version 3.
+  const CliResult r2 = train("pass.json", {}, "train2");
+  ASSERT_EQ(r2.code, kExitOk) << r2.describe();
+  EXPECT_EQ(json::parse(r2.out).at("model_id"), "support-v3");
+  EXPECT_EQ(json::parse(r2.out).at("base_model_id"), "support-v2");
+}
+
+TEST_F(RoundCliTest, RejectedRoundChangesNothingButTheRegistryRecord) {
+  const Snapshot before = snapshot();
+  const CliResult r = train("fail.json");
+  ASSERT_EQ(r.code, kExitRejected) << r.describe();
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("status"), "rejected");
+  ASSERT_EQ(j.at("gate").at("failures").size(), 1u);
+  EXPECT_EQ(j.at("gate").at("failures").at(0).at("kind"), "below_min");
+  EXPECT_EQ(j.at("gate").at("failures").at(0).at("test_set"), "old");
+
+  const Snapshot after = snapshot();
+  EXPECT_EQ(after.production, before.production);
+  EXPECT_EQ(after.buffer_size, before.buffer_size);
+  EXPECT_EQ(after.staged, 0);
+  EXPECT_EQ(after.versions, (std::vector<std::string>{"support-v1:production", "support-v2:rejected"}));
+  Workspace ws = Workspace::open(path("ws"));
+  Registry registry(ws.db());
+  EXPECT_EQ(registry.get("support-v2").gate.at("failures").at(0).at("kind"), "below_min");
+  EXPECT_EQ(registry.run(registry.get("support-v2").run_id)->at("status"), "rejected");
+
+  // The human summary names the failure.
+  const CliResult text = run({"train", "--config", path("fail.json"), "--data", path("new.jsonl"), "--workspace",
+                              path("ws")},
+                             "train-text");
+  EXPECT_EQ(text.code, kExitRejected);
+  EXPECT_NE(text.out.find("REJECTED"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("above the maximum"), std::string::npos) << text.out;
+}
+
+TEST_F(RoundCliTest, NoPromoteLeavesAPassingCandidate) {
+  const CliResult r = train("pass.json", {"--no-promote"});
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_EQ(json::parse(r.out).at("status"), "candidate");
+  const Snapshot s = snapshot();
+  EXPECT_EQ(s.production, "support-v1");
+  EXPECT_EQ(s.buffer_size, 40);
+  EXPECT_EQ(s.staged, 0);
+}
+
+TEST_F(RoundCliTest, KillAtEveryPhaseLeavesTheWorkspaceAsBefore) {
+  const Snapshot before = snapshot();
+  for (const char* phase :
+       {"staged", "training", "trained", "evaluated", "version_partial", "version_written", "registering"}) {
+    ::setenv("RETAIN_FAULT_AT", phase, 1);
+    const CliResult r = train("pass.json", {}, std::string("kill-") + phase);
+    ::unsetenv("RETAIN_FAULT_AT");
+    ASSERT_EQ(r.code, 128 + SIGKILL) << phase << ": " << r.describe();
+    Snapshot s = snapshot();
+    // Staged rows of the killed run may remain until the next round cleans them; the buffer and
+    // the registry are exactly as before.
+    s.staged = 0;
+    EXPECT_EQ(s, before) << phase;
+  }
+  // The next round cleans up what the kills left and passes; numbers reserved by killed rounds
+  // are never reused.
+  const CliResult r = train("pass.json", {}, "after-kills");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("status"), "production");
+  EXPECT_EQ(j.at("version"), 9);  // 1 import + 7 killed rounds
+  const Snapshot after = snapshot();
+  EXPECT_EQ(after.production, j.at("model_id").get<std::string>());
+  EXPECT_EQ(after.staged, 0);
+  EXPECT_EQ(after.buffer_size, 64);
+  EXPECT_EQ(version_folders(), (std::vector<std::string>{"support-v1", "support-v9"}));
+  Workspace ws = Workspace::open(path("ws"));
+  Registry registry(ws.db());
+  int interrupted = 0;
+  for (const auto& e : fs::directory_iterator(dir_ / "ws" / "runs")) {
+    const auto run = registry.run(e.path().filename().string());
+    if (run && run->at("status") == "interrupted") ++interrupted;
+  }
+  EXPECT_EQ(interrupted, 7);
+}
+
+TEST_F(RoundCliTest, ResumeAfterAKillDuringTrainingFinishesTheRound) {
+  ::setenv("RETAIN_FAULT_AT", "training", 1);
+  const CliResult killed = train("pass.json", {}, "killed");
+  ::unsetenv("RETAIN_FAULT_AT");
+  ASSERT_EQ(killed.code, 128 + SIGKILL) << killed.describe();
+  std::string run_id;
+  for (const auto& e : fs::directory_iterator(dir_ / "ws" / "runs")) run_id = e.path().filename().string();
+  ASSERT_FALSE(run_id.empty());
+  EXPECT_TRUE(fs::exists(dir_ / "ws" / "runs" / run_id / "checkpoints" / "step-2" / "COMPLETE"));
+
+  const CliResult resumed = run({"train", "--resume", run_id, "--workspace", path("ws"), "--json"}, "resumed");
+  ASSERT_EQ(resumed.code, kExitOk) << resumed.describe();
+  const json j = json::parse(resumed.out);
+  EXPECT_EQ(j.at("model_id"), "support-v2");
+  EXPECT_EQ(j.at("training").at("resumed_from_step"), 2);
+  EXPECT_EQ(j.at("status"), "production");
+  EXPECT_EQ(snapshot().buffer_size, 64);
+
+  // A finished run cannot be resumed again.
+  const CliResult again = run({"train", "--resume", run_id, "--workspace", path("ws")}, "again");
+  EXPECT_EQ(again.code, kExitRegistry) << again.describe();
+  EXPECT_NE(again.err.find("already finished"), std::string::npos) << again.err;
+}
+
+TEST_F(RoundCliTest, ASecondRoundFailsClearlyOnTheWorkspaceLock) {
+  WorkspaceLock held = WorkspaceLock::acquire(path("ws"), "test holder", 0);
+  const Snapshot before = snapshot();
+  const CliResult r = train("pass.json");
+  EXPECT_EQ(r.code, kExitRegistry) << r.describe();
+  EXPECT_NE(r.err.find("locked by pid"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("test holder"), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(RoundCliTest, BadNewDataStopsBeforeAnyChange) {
+  write_text(dir_ / "bad.jsonl", read_text(dir_ / "new.jsonl") + "{\"messages\": [{\"role\": \"robot\"}]}\n");
+  const Snapshot before = snapshot();
+  const CliResult r = run({"train", "--config", path("pass.json"), "--data", path("bad.jsonl"), "--workspace",
+                           path("ws")},
+                          "bad");
+  EXPECT_EQ(r.code, kExitData) << r.describe();
+  EXPECT_NE(r.err.find("bad.jsonl:25"), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_TRUE(!fs::exists(dir_ / "ws" / "runs") || fs::is_empty(dir_ / "ws" / "runs"));
+}
+
+TEST_F(RoundCliTest, UnknownConfigKeyAndBadOverrideAreUsageErrors) {
+  json c = json::parse(read_text(dir_ / "pass.json"));
+  c["replay"]["ratoi"] = 0.5;
+  write_text(dir_ / "typo.json", c.dump());
+  CliResult r = train("typo.json");
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("did you mean \"ratio\""), std::string::npos) << r.err;
+  r = train("pass.json", {"--replay-ratio", "1.5"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("replay.ratio must be in [0, 1)"), std::string::npos) << r.err;
+}
+
+TEST_F(RoundCliTest, GateCommandRejudgesAVersionAgainstProduction) {
+  ASSERT_EQ(train("pass.json", {"--no-promote"}).code, kExitOk);
+  CliResult r = run({"gate", "--version", "support-v2", "--config", path("pass.json"), "--workspace", path("ws"),
+                     "--json"},
+                    "gate-pass");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  json j = json::parse(r.out);
+  EXPECT_EQ(j.at("production_model_id"), "support-v1");
+  EXPECT_TRUE(j.at("candidate").contains("old"));
+  EXPECT_TRUE(j.at("production").contains("new"));
+  r = run({"gate", "--version", "support-v2", "--config", path("fail.json"), "--workspace", path("ws"), "--json"},
+          "gate-fail");
+  EXPECT_EQ(r.code, kExitRejected) << r.describe();
+  Workspace ws = Workspace::open(path("ws"));
+  EXPECT_EQ(Registry(ws.db()).get("support-v2").gate.at("passed"), false);  // the new result is stored
+}
+
+}  // namespace
+}  // namespace retain
