@@ -23,9 +23,9 @@ TEST(GateTest, PassesWhenEveryScoreMeetsItsBounds) {
   const auto r = run_gate(two_sets(), {{"old", 0.90}, {"new", 0.6}}, {{"old", 0.91}, {"new", 0.1}});
   EXPECT_TRUE(r.passed);
   EXPECT_TRUE(r.failures.empty());
-  ASSERT_EQ(r.checks.size(), 2u);
-  EXPECT_EQ(r.checks[0].test_set, "old");
-  EXPECT_DOUBLE_EQ(*r.checks[0].production, 0.91);
+  ASSERT_EQ(r.checks.size(), 2u);  // sorted by name
+  EXPECT_EQ(r.checks[1].test_set, "old");
+  EXPECT_DOUBLE_EQ(*r.checks[1].production, 0.91);
 }
 
 TEST(GateTest, BelowMinimumFailsWithItsReason) {
@@ -51,9 +51,11 @@ TEST(GateTest, RegressionPastToleranceFailsAndTheBoundaryPasses) {
 
 TEST(GateTest, BothFailureKindsAreReportedTogether) {
   const auto r = run_gate(two_sets(), {{"old", 0.1}, {"new", 0.0}}, {{"old", 0.9}, {"new", 0.3}});
-  ASSERT_EQ(r.failures.size(), 3u);  // old regressed; new below min and regressed
-  EXPECT_EQ(r.failures[0].test_set, "old");
-  EXPECT_EQ(r.failures[1].kind, "below_min");
+  ASSERT_EQ(r.failures.size(), 3u);  // new below min and regressed; old regressed
+  EXPECT_EQ(r.failures[0].test_set, "new");
+  EXPECT_EQ(r.failures[0].kind, "below_min");
+  EXPECT_EQ(r.failures[1].kind, "regression");
+  EXPECT_EQ(r.failures[2].test_set, "old");
   EXPECT_EQ(r.failures[2].kind, "regression");
 }
 

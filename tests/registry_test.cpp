@@ -16,6 +16,8 @@
 namespace retain {
 namespace {
 
+using testing_util::registry_error;
+
 using testing_util::TempDir;
 
 // A record for `id` (parent `parent`, "" for a base) under a freshly reserved number.
@@ -53,17 +55,6 @@ std::vector<std::string> history_lines(Registry& registry) {
 }
 
 VersionStatus status_of(Registry& registry, const std::string& id) { return registry.get(id).status; }
-
-// The message of the RegistryError `f` throws ("" when it throws nothing).
-template <typename F>
-std::string registry_error(F&& f) {
-  try {
-    f();
-  } catch (const RegistryError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A fresh workspace and its registry.
 class RegistryTest : public testing::Test {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "replay_test_util.h"
+#include "retain/errors.h"
 
 #ifdef RETAIN_BIN
 
@@ -57,7 +58,7 @@ TEST(ReplayCli, InitAddStatsSampleMix) {
 
   EXPECT_EQ(run_retain(dir, "mix new.jsonl --replay-ratio 1 -o m2.jsonl"), 2);
   std::ofstream(dir / "bad.jsonl") << "not json\n";
-  EXPECT_EQ(run_retain(dir, "buffer add bad.jsonl"), 3);
+  EXPECT_EQ(run_retain(dir, "buffer add bad.jsonl"), kExitData);
   EXPECT_NE(text(dir / "err.txt").find("bad.jsonl:1"), std::string::npos);
   ASSERT_EQ(run_retain(dir, "buffer remove --source mix"), 0);
   ASSERT_EQ(run_retain(dir, "buffer export -o all.jsonl"), 0);

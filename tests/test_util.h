@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "retain/errors.h"
+
 namespace retain::testing_util {
 
 // A fresh, empty folder named after the running test (and the process, so that test runs from
@@ -28,5 +30,16 @@ struct TempDir {
   }
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
+
+// The message of the RegistryError `f` throws ("" when it throws nothing).
+template <typename F>
+std::string registry_error(F&& f) {
+  try {
+    f();
+  } catch (const RegistryError& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace retain::testing_util

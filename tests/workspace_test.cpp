@@ -1,6 +1,8 @@
 // Tests of the workspace (workspace.h) and the SQLite wrapper (sqlite.h): layout, schema version,
 // refusal of files that are not retain databases, the lock timeout, and nested transactions.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -16,6 +18,8 @@
 namespace retain {
 namespace {
 
+using testing_util::registry_error;
+
 namespace fs = std::filesystem;
 
 fs::path fresh_dir() {
@@ -25,17 +29,6 @@ fs::path fresh_dir() {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
-}
-
-// The message of the RegistryError `f` throws ("" when it throws nothing).
-template <typename F>
-std::string registry_error(F&& f) {
-  try {
-    f();
-  } catch (const RegistryError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // A raw connection, independent of the wrapper, to poke at or lock a database.

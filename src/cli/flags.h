@@ -8,6 +8,10 @@
 
 namespace retain::cli {
 
+// The help of every --workspace flag.
+inline constexpr const char* kWorkspaceHelp =
+    "workspace folder (default: $RETAIN_WORKSPACE, else ./retain-workspace)";
+
 // "max_steps" → "max-steps": config keys as flag names.
 std::string dashed(std::string key);
 

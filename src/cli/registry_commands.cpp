@@ -1,5 +1,6 @@
 // Flags, library calls and printing of the registry subcommands (see registry_commands.h).
 #include "registry_commands.h"
+#include "flags.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -13,9 +14,6 @@
 namespace retain::cli {
 
 namespace {
-
-const char* const kWorkspaceHelp =
-    "workspace folder (default: $RETAIN_WORKSPACE, else ./retain-workspace)";
 
 std::string utc_time(int64_t unix_seconds) {
   const std::time_t t = static_cast<std::time_t>(unix_seconds);

@@ -1,5 +1,6 @@
 // Flags and library calls of the workspace and replay-buffer subcommands (see replay_commands.h).
 #include "replay_commands.h"
+#include "flags.h"
 
 #include <cstdio>
 #include <iostream>
@@ -12,9 +13,6 @@
 namespace retain::cli {
 
 namespace {
-
-const char* const kWorkspaceHelp =
-    "workspace folder (default: $RETAIN_WORKSPACE, else ./retain-workspace)";
 
 std::string human_bytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -13,8 +13,6 @@ namespace retain::cli {
 
 namespace {
 
-const char* const kWorkspaceHelp = "workspace folder (default: $RETAIN_WORKSPACE, else ./retain-workspace)";
-
 // Flags that set one key of a round config section, with their help.
 const std::vector<std::pair<std::string, std::string>> kRoundFlags = {
     {"replay.ratio", "share of replayed examples in the mix, in [0, 1) (default 0.3)"},
