@@ -8,13 +8,18 @@ PACKAGES=(
   cmake g++ make pkg-config
   libtorch-dev libopenblas0-openmp     # LibTorch (CPU) and a fast BLAS for it
   libeigen3-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
-  libsqlite3-dev zlib1g-dev
+  libsqlite3-dev zlib1g-dev libpcre2-dev
+  libgloo-dev                          # Gloo headers for c10d data-parallel training on CPU
   python3-torch                        # the Python twin of the benchmarks
+  dataset-fashion-mnist                # retain bench continual (IDX files in /usr/share/datasets)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node and npm run the GPT-2 BPE parity test. Checked as commands: a NodeSource nodejs bundles npm
+# and conflicts with Debian's npm package.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "setup.sh: missing packages: ${missing[*]} (run as root to install them)" >&2

@@ -7,6 +7,7 @@
 
 #include "retain/config.h"
 #include "retain/data.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/ewc.h"
 #include "retain/fileio.h"
@@ -40,7 +41,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   const auto train_examples = read_chat_file(job.train);
   const auto valid_examples = job.valid.empty() ? std::vector<ChatExample>{} : read_chat_file(job.valid);
   if (train_examples.empty()) throw DataError(job.train + ": no examples");
-  if (!resume && fs::exists(job.out) && !job.overwrite)
+  if (!resume && DistEnv::from_env().rank == 0 && fs::exists(job.out) && !job.overwrite)
     throw ConfigError(job.out + ": output directory already exists; pass --overwrite to replace it");
   LoadedModel loaded = load_model_dir(job.model, job.training.seed);
   const torch::Device device = job.training.resolved_device();
@@ -55,12 +56,19 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
     ewc = load_ewc(path, *loaded.model);
   }
 
+  // Data parallel when started as one of several workers (torchrun, Slurm, --nproc): rank 0
+  // alone writes the run folder and the output.
+  const DistEnv env = DistEnv::from_env();
+  std::unique_ptr<Collective> collective;
+  if (env.distributed()) collective = std::make_unique<Collective>(env, device);
+  const bool writer = env.rank == 0;
+
   // 2. The run folder and its resolved settings.
-  if (!resume) {
+  if (!resume && writer) {
     fs::create_directories(job.run_dir);
     write_file_atomic((fs::path(job.run_dir) / "job.json").string(), job.to_json().dump(2) + "\n");
   }
-  if (hooks.on_run_started) hooks.on_run_started(job.run_dir);
+  if (hooks.on_run_started && writer) hooks.on_run_started(job.run_dir);
   log()->info("{} {} → {} | model {} ({} parameters, {}) | {} train / {} valid examples | run {}",
               resume ? "resuming" : "fine-tuning", job.train, job.out, job.model,
               loaded.config.num_parameters(), loaded.has_weights ? "weights" : "fresh init",
@@ -71,6 +79,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   const auto valid_set = render_all(valid_examples, *loaded.tokenizer);
   FinetuneResult result;
   TrainHooks train_hooks = hooks.train;
+  train_hooks.collective = collective.get();
   std::optional<EwcPenalty> penalty;
   if (ewc) {
     penalty.emplace(*loaded.model, *ewc, job.training.ewc_lambda);
@@ -91,7 +100,8 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
                                {"train", job.train},
                                {"valid", job.valid},
                                {"training", job.training.to_json()}};
-  save_model_dir(job.out, loaded.config, loaded.model, *loaded.tokenizer, job.overwrite || resume, card);
+  if (writer) save_model_dir(job.out, loaded.config, loaded.model, *loaded.tokenizer, job.overwrite || resume, card);
+  if (collective) collective->barrier();  // every worker ends after the output exists
   result.run_dir = job.run_dir;
   result.out = job.out;
   return result;
@@ -149,7 +159,7 @@ nlohmann::json FinetuneJob::to_json() const {
 }
 
 FinetuneResult run_finetune(const FinetuneJob& job, const FinetuneHooks& hooks) {
-  if (fs::exists(fs::path(job.run_dir) / "job.json"))
+  if (DistEnv::from_env().rank == 0 && fs::exists(fs::path(job.run_dir) / "job.json"))
     throw ConfigError(job.run_dir + ": a run already lives here; resume it with --resume " + job.run_dir +
                       " or choose another --run-dir");
   return execute(job, false, hooks);

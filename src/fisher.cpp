@@ -111,6 +111,10 @@ void accumulate_captured(const ModuleNames& names, std::vector<LayerCapture>& re
 
 }  // namespace
 
+std::vector<int64_t> fisher_sample_indices(int64_t count, int64_t n, uint64_t seed) {
+  return pick(count, n, seed);
+}
+
 TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
                                const FisherOptions& options) {
   TensorMap fisher;

@@ -338,26 +338,31 @@ LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
   return loaded;
 }
 
-void save_model_dir(const std::string& dir, const GptConfig& config, Gpt& model,
-                    const Tokenizer& tokenizer, bool overwrite, const nlohmann::json& card) {
+void write_model_dir(const std::string& dir, torch::nn::Module& module,
+                     const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
   if (fs::exists(dir) && !overwrite)
     throw CheckpointError(dir + ": already exists; pass --overwrite to replace it");
   const std::string tmp = make_temp_dir_beside(dir);
   try {
     TensorMap tensors;
-    for (const auto& p : model->named_parameters())
+    for (const auto& p : module.named_parameters())
       tensors[p.key()] = p.value().detach().to(torch::kCPU, torch::kFloat);
     save_safetensors((fs::path(tmp) / kWeightsFile).string(), tensors);
-    write_file_atomic((fs::path(tmp) / kConfigFile).string(), config.to_json().dump(2) + "\n");
-    write_file_atomic((fs::path(tmp) / kTokenizerFile).string(), tokenizer.to_json().dump(2) + "\n");
-    if (!card.is_null())
-      write_file_atomic((fs::path(tmp) / "card.json").string(), card.dump(2) + "\n");
+    for (const auto& [name, text] : files) write_file_atomic((fs::path(tmp) / name).string(), text);
     commit_directory(tmp, dir, overwrite);
   } catch (...) {
     std::error_code ec;
     fs::remove_all(tmp, ec);
     throw;
   }
+}
+
+void save_model_dir(const std::string& dir, const GptConfig& config, Gpt& model,
+                    const Tokenizer& tokenizer, bool overwrite, const nlohmann::json& card) {
+  std::vector<std::pair<std::string, std::string>> files = {
+      {kConfigFile, config.to_json().dump(2) + "\n"}, {kTokenizerFile, tokenizer.to_json().dump(2) + "\n"}};
+  if (!card.is_null()) files.emplace_back("card.json", card.dump(2) + "\n");
+  write_model_dir(dir, *model, files, overwrite);
 }
 
 }  // namespace retain

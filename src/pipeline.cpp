@@ -3,7 +3,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -309,6 +311,8 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
 }  // namespace
 
 RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
+  if (config.replay.auto_ratio)
+    throw ConfigError("replay.ratio \"auto\" runs several rounds: use run_round_auto (retain train does)");
   const auto t0 = Clock::now();
   // 1. Everything that can be wrong with the input is checked before anything changes.
   const auto new_examples = read_chat_file(options.data);
@@ -408,6 +412,54 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   buffer.stage(run_id, new_examples, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
   return finish(ws, registry, buffer, s, new_examples, replay_examples, true, options.hooks, t0);
+}
+
+std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {
+  if (!config.replay.auto_ratio) return {run_round(config, options)};
+  std::vector<RoundResult> attempts;
+  std::vector<double> tried;
+  double ratio = 0.3;
+  while (true) {
+    RoundConfig attempt = config;
+    attempt.replay.auto_ratio = false;
+    attempt.replay.ratio = ratio;
+    log()->info("replay ratio auto: attempt {} at {}", attempts.size() + 1, ratio);
+    attempts.push_back(run_round(attempt, options));
+    tried.push_back(ratio);
+    const auto next = next_replay_ratio(attempts.back().gate, tried);
+    if (!next) break;
+    ratio = *next;
+  }
+  return attempts;
+}
+
+std::optional<double> next_replay_ratio(const GateResult& gate, const std::vector<double>& tried) {
+  if (gate.passed) return std::nullopt;
+  // A regression means the old tasks need more replay; a missed minimum alone, more new data.
+  const bool regressed = std::any_of(gate.failures.begin(), gate.failures.end(),
+                                     [](const GateFailure& f) { return f.kind == "regression"; });
+  const double next = regressed ? 0.5 : 0.2;
+  if (std::find(tried.begin(), tried.end(), next) != tried.end()) return std::nullopt;
+  return next;
+}
+
+std::string attempts_summary(const std::vector<RoundResult>& attempts) {
+  std::string out;
+  if (attempts.size() > 1) {
+    out += "replay ratio auto: " + std::to_string(attempts.size()) + " attempts\n";
+    for (const auto& a : attempts) {
+      char line[256];
+      std::snprintf(line, sizeof line, "  %-16s replay %.2f  %s%s\n", a.model_id.c_str(),
+                    a.new_examples + a.replay_examples > 0
+                        ? double(a.replay_examples) / double(a.new_examples + a.replay_examples) : 0.0,
+                    a.status.c_str(),
+                    a.gate.failures.empty() ? "" : ("  (" + a.gate.failures.front().message + ")").c_str());
+      out += line;
+    }
+    out += "\n";
+  }
+  if (!attempts.empty()) out += attempts.back().summary();
+  return out;
 }
 
 }  // namespace retain

@@ -66,8 +66,13 @@ RoundConfig RoundConfig::from_json(const nlohmann::json& j, const std::string& w
   }
 
   const auto& replay = section(j, "replay", kReplayKeys, what);
-  c.replay.ratio = number(replay, "ratio", c.replay.ratio, what + ": replay");
-  if (c.replay.ratio < 0 || c.replay.ratio >= 1) throw ConfigError(what + ": replay.ratio must be in [0, 1)");
+  if (replay.contains("ratio") && replay.at("ratio") == "auto") {
+    c.replay.auto_ratio = true;
+  } else {
+    c.replay.ratio = number(replay, "ratio", c.replay.ratio, what + ": replay");
+    if (c.replay.ratio < 0 || c.replay.ratio >= 1)
+      throw ConfigError(what + ": replay.ratio must be in [0, 1), or \"auto\"");
+  }
   c.replay.strategy = parse_sample_strategy(text(replay, "strategy", "diverse", what + ": replay"));
   c.replay.per_topic_cap = integer(replay, "per_topic_cap", 0, 0, what + ": replay");
 
@@ -115,7 +120,8 @@ nlohmann::json RoundConfig::to_json() const {
   nlohmann::json training_json = training.to_json();
   training_json.erase("ewc_lambda");
   return {{"name", name},
-          {"replay", {{"ratio", replay.ratio}, {"strategy", strategy_name(replay.strategy)},
+          {"replay", {{"ratio", replay.auto_ratio ? nlohmann::json("auto") : nlohmann::json(replay.ratio)},
+                      {"strategy", strategy_name(replay.strategy)},
                       {"per_topic_cap", replay.per_topic_cap}}},
           {"ewc", {{"lambda", ewc.lambda}, {"gamma", ewc.gamma}, {"estimator", estimator_name(ewc.fisher.estimator)},
                    {"num_samples", ewc.fisher.num_samples}, {"samples_per_example", ewc.fisher.samples_per_example},

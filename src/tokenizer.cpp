@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "retain/bpe.h"
 #include "retain/errors.h"
 
 namespace retain {
@@ -101,8 +102,12 @@ nlohmann::json ByteTokenizer::to_json() const {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   const std::filesystem::path path = std::filesystem::path(model_dir) / kTokenizerFile;
   std::error_code ec;
-  // No tokenizer file means a model trained before the file existed: those are all byte-level.
-  if (!std::filesystem::exists(path, ec)) return std::make_unique<ByteTokenizer>();
+  // No tokenizer file: a Hugging Face directory (GPT-2 BPE files), or a model trained before the
+  // file existed, which is byte-level.
+  if (!std::filesystem::exists(path, ec)) {
+    if (auto bpe = Gpt2BpeTokenizer::from_dir(model_dir)) return bpe;
+    return std::make_unique<ByteTokenizer>();
+  }
 
   const std::string where = "tokenizer file " + path.string();
   std::ifstream in(path, std::ios::in | std::ios::binary);
@@ -132,7 +137,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   }
   const std::string type = type_it->get<std::string>();
   if (type == "byte") return std::make_unique<ByteTokenizer>();
-  throw CheckpointError(where + " has unknown type \"" + type + "\"; this build supports: byte");
+  if (type == "gpt2-bpe") return Gpt2BpeTokenizer::from_json(config, where);
+  throw CheckpointError(where + " has unknown type \"" + type + "\"; this build supports: byte, gpt2-bpe");
 }
 
 }  // namespace retain

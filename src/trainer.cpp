@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "retain/batch.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/eval.h"
 #include "retain/log.h"
@@ -85,7 +86,9 @@ class BatchStream {
     for (const auto& ex : set) lengths_.push_back(ex.ids.size());
     per_epoch_ = (int64_t(set.size()) + c.batch_size - 1) / c.batch_size;
   }
-  Batch get(int64_t micro, bool pin) {
+  // The rank's share of global micro-batch `micro`: rows [rank·b, (rank+1)·b) of it, where b is
+  // the per-rank batch size (the stream's config holds the global one).
+  Batch get(int64_t micro, bool pin, int rank = 0, int64_t per_rank = 0) {
     const int64_t epoch = micro / per_epoch_;
     if (epoch != epoch_) {
       order_ = plan_ ? plan_(epoch)
@@ -95,7 +98,11 @@ class BatchStream {
                             std::to_string(per_epoch_));
       epoch_ = epoch;
     }
-    return make_batch(set_, order_[micro % per_epoch_], max_len_, pin);
+    const auto& global = order_[micro % per_epoch_];
+    if (per_rank <= 0) return make_batch(set_, global, max_len_, pin);
+    const size_t begin = std::min(global.size(), size_t(rank * per_rank));
+    const size_t end = std::min(global.size(), begin + size_t(per_rank));
+    return make_batch(set_, std::vector<int64_t>(global.begin() + begin, global.begin() + end), max_len_, pin);
   }
 
  private:
@@ -129,7 +136,15 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
   const int64_t max_len = config.max_seq_len > 0
                               ? std::min(config.max_seq_len, model->config().n_positions)
                               : model->config().n_positions;
-  const int64_t total = total_steps(config, train_set.size());
+  // Data parallel: every rank walks the same global batches (batch_size × world_size examples)
+  // and trains on its slice; gradients and token counts are summed across ranks, so N ranks with
+  // batch B take the same steps as one rank with batch N·B.
+  Collective* collective = hooks.collective;
+  const int world = collective ? collective->world_size() : 1;
+  const int rank = collective ? collective->rank() : 0;
+  TrainConfig global = config;
+  global.batch_size = config.batch_size * world;
+  const int64_t total = total_steps(global, train_set.size());
   const bool pin = device.is_cuda();
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
@@ -141,7 +156,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
   TrainerState state;
   TrainSummary summary;
   torch::manual_seed(config.seed);  // dropout; a resume restores the generator from its checkpoint
-  fs::create_directories(fs::path(run_dir) / "checkpoints");
+  if (rank == 0) fs::create_directories(fs::path(run_dir) / "checkpoints");
   if (resume) {
     const std::string dir = latest_checkpoint(run_dir);
     if (dir.empty())
@@ -151,9 +166,10 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
     summary.resumed_from_step = state.step;
     log()->info("resumed from {} (step {}/{})", dir, state.step, total);
   }
-  MetricsWriter metrics((fs::path(run_dir) / "metrics.jsonl").string(), resume ? state.step : -1);
+  std::optional<MetricsWriter> metrics;  // rank 0 alone writes the run folder
+  if (rank == 0) metrics.emplace((fs::path(run_dir) / "metrics.jsonl").string(), resume ? state.step : -1);
 
-  BatchStream stream(train_set, config, max_len, hooks.epoch_plan);
+  BatchStream stream(train_set, global, max_len, hooks.epoch_plan);
   model->train();
   const auto t_start = Clock::now();
   auto t_log = t_start;
@@ -169,14 +185,14 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       ValidLog v{step, stats.loss, stats.perplexity, stats.token_accuracy};
       log()->info("valid step {}/{} | loss {:.4f} | ppl {:.3f} | token_acc {:.4f}", step, total,
                   v.loss, v.perplexity, v.token_accuracy);
-      metrics.write({{"type", "valid"}, {"step", step}, {"loss", v.loss},
+      if (metrics) metrics->write({{"type", "valid"}, {"step", step}, {"loss", v.loss},
                      {"perplexity", v.perplexity}, {"token_accuracy", v.token_accuracy}});
       summary.last_valid = v;
       if (hooks.on_valid) hooks.on_valid(v);
     }
     if (config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step > start_step && !last_step) {
       state.step = step;
-      save_train_checkpoint(run_dir, state, model, optimizer, config.keep_checkpoints);
+      if (rank == 0) save_train_checkpoint(run_dir, state, model, optimizer, config.keep_checkpoints);
     }
     if (last_step) break;
 
@@ -184,13 +200,19 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
     std::vector<Batch> window;
     int64_t window_tokens = 0;
     for (int64_t a = 0; a < config.grad_accum; ++a) {
-      window.push_back(stream.get(state.micro_batch + a, pin));
+      window.push_back(stream.get(state.micro_batch + a, pin, rank, collective ? config.batch_size : 0));
       window_tokens += window.back().trained_tokens;
+    }
+    if (collective) {
+      std::vector<torch::Tensor> count = {torch::full({1}, double(window_tokens), torch::TensorOptions().device(device))};
+      collective->allreduce_sum(count);
+      window_tokens = std::llround(count[0].item<double>());
     }
     // Normalise by the trained tokens of the whole window, not per micro-batch.
     const double norm = 1.0 / double(std::max<int64_t>(1, window_tokens));
     torch::Tensor loss_step = torch::zeros({}, torch::TensorOptions().device(device));
     for (const auto& host_batch : window) {
+      if (host_batch.inputs.size(0) == 0) continue;  // a rank's empty slice of a short last batch
       Batch b = to_device(host_batch, device);
       torch::Tensor loss;
       {
@@ -203,6 +225,15 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       loss_step += loss.detach().to(torch::kFloat);
       tokens_since_log += b.tokens;
       summary.tokens += b.tokens;
+    }
+    if (collective) {  // sum the gradients (and the loss) of every rank's slice
+      std::vector<torch::Tensor> sums;
+      for (auto& p : params) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        sums.push_back(p.grad());
+      }
+      sums.push_back(loss_step);
+      collective->allreduce_sum(sums);
     }
     // loss_step is the task loss (plus a `regularizer`'s share); loss_ewc the closed-form penalty.
     torch::Tensor loss_ewc = torch::zeros({}, loss_step.options());
@@ -255,7 +286,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
         log()->info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f} | tok/s {:.0f} | eta {}",
                     s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s,
                     format_duration(s.eta_s));
-      metrics.write({{"type", "train"}, {"step", s.step}, {"loss", s.loss}, {"loss_task", s.loss_task},
+      if (metrics) metrics->write({{"type", "train"}, {"step", s.step}, {"loss", s.loss}, {"loss_task", s.loss_task},
                      {"loss_ewc", s.loss_ewc}, {"lr", s.lr},
                      {"grad_norm", s.grad_norm}, {"tokens_per_s", s.tokens_per_s},
                      {"skipped_updates", s.skipped_updates}, {"elapsed_s", s.elapsed_s}});

@@ -318,3 +318,62 @@ TEST_F(RoundCliTest, GateCommandRejudgesAVersionAgainstProduction) {
 
 }  // namespace
 }  // namespace retain
+
+namespace retain {
+namespace {
+
+TEST_F(RoundCliTest, ReplayRatioAutoRegistersEveryAttempt) {
+  // The fail config misses a minimum (never a regression): 0.3, then 0.2, then it stops.
+  const CliResult r = train("fail.json", {"--replay-ratio", "auto"});
+  ASSERT_EQ(r.code, kExitRejected) << r.describe();
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("attempts").size(), 2u);
+  EXPECT_EQ(j.at("attempts").at(0).at("mix").at("replay_examples"), 10);  // 24 new at 0.3
+  EXPECT_EQ(j.at("attempts").at(1).at("mix").at("replay_examples"), 6);   // 24 new at 0.2
+  EXPECT_EQ(j.at("model_id"), "support-v3");
+  const Snapshot s = snapshot();
+  EXPECT_EQ(s.versions, (std::vector<std::string>{"support-v1:production", "support-v2:rejected", "support-v3:rejected"}));
+  EXPECT_EQ(s.buffer_size, 40);
+
+  // With a gate it passes at once: one attempt, promoted.
+  const CliResult pass = train("pass.json", {"--replay-ratio", "auto"}, "auto-pass");
+  ASSERT_EQ(pass.code, kExitOk) << pass.describe();
+  EXPECT_FALSE(json::parse(pass.out).contains("attempts"));
+  EXPECT_EQ(json::parse(pass.out).at("status"), "production");
+}
+
+TEST_F(RoundCliTest, SweepRunsTheGridInAScratchCopy) {
+  const Snapshot before = snapshot();
+  const CliResult r = run({"sweep", "--config", path("pass.json"), "--data", path("new.jsonl"), "--workspace",
+                           path("ws"), "--lambda", "0,10", "--replay-ratio", "0,0.3", "--out", path("sweep"),
+                           "--plot", path("plot.svg"), "--json"},
+                          "sweep");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("points").size(), 4u);
+  EXPECT_EQ(j.at("points").at(1).at("lambda"), 0.0);
+  EXPECT_EQ(j.at("points").at(1).at("replay_ratio"), 0.3);
+  EXPECT_EQ(j.at("points").at(3).at("lambda"), 10.0);
+  int pareto = 0;
+  for (const auto& p : j.at("points")) {
+    EXPECT_EQ(p.at("status"), "candidate");
+    for (const char* key : {"old_score", "new_score", "model_id", "failures", "seconds"}) EXPECT_TRUE(p.contains(key)) << key;
+    pareto += p.at("pareto").get<bool>();
+  }
+  EXPECT_GE(pareto, 1);
+  EXPECT_EQ(j.at("old_metric"), "loss");
+  EXPECT_TRUE(j.at("old_set") == "old" || j.at("old_set") == "new");
+  EXPECT_NE(j.at("old_set"), j.at("new_set"));
+  // Results written, scratch workspace gone, the real workspace untouched.
+  EXPECT_EQ(json::parse(read_text(dir_ / "sweep" / "sweep.json")), j);
+  const std::string svg = read_text(dir_ / "plot.svg");
+  EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '<') - std::count(svg.begin(), svg.end(), '>'), 0);
+  EXPECT_FALSE(fs::exists(dir_ / "sweep" / "workspace"));
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(version_folders(), (std::vector<std::string>{"support-v1"}));
+}
+
+}  // namespace
+}  // namespace retain

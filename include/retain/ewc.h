@@ -54,6 +54,10 @@ using PerExampleLoss = std::function<torch::Tensor(const std::vector<int64_t>& i
 TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
                                const FisherOptions& options);
 
+// The examples a Fisher estimate uses, as every path picks them: all of 0..count-1 when
+// n <= 0 or n >= count, else n of them drawn with `seed`, sorted.
+std::vector<int64_t> fisher_sample_indices(int64_t count, int64_t n, uint64_t seed);
+
 // The EWC state of a version: anchor θ* and Fisher F by parameter name, and provenance.
 struct EwcState {
   TensorMap fisher, anchor;

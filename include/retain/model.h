@@ -175,6 +175,12 @@ struct LoadedModel {
 // model is initialised from `init_seed`. Checks tokenizer vocab ≤ config vocab_size.
 LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed);
 
+// Writes a model directory atomically (temp folder, fsync, rename): model.safetensors with the
+// parameters of `module` (fp32, CPU) and each {file name, text} of `files`. Refuses an existing
+// DIR unless `overwrite` (CheckpointError); a failure leaves no temp folder behind.
+void write_model_dir(const std::string& dir, torch::nn::Module& module,
+                     const std::vector<std::pair<std::string, std::string>>& files, bool overwrite);
+
 // Writes DIR atomically (temp folder, fsync, rename). Refuses an existing DIR unless `overwrite`.
 void save_model_dir(const std::string& dir, const GptConfig& config, Gpt& model,
                     const Tokenizer& tokenizer, bool overwrite,

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ struct RoundConfig {
   std::string name;  // versions are <name>-v<N>; "" = the base's id without its -v<N> suffix
   struct Replay {
     double ratio = 0.3;  // share of replayed examples in the mix, in [0, 1)
+    bool auto_ratio = false;  // "auto": let the gate choose (run_round_auto)
     SampleStrategy strategy = SampleStrategy::kDiverse;
     int64_t per_topic_cap = 0;
   } replay;
@@ -88,6 +90,17 @@ struct RoundResult {
 // Runs one round (steps in the file comment). DataError / ConfigError before any change for bad
 // data or settings; a rejected candidate is a result with status "rejected", not an exception.
 RoundResult run_round(const RoundConfig& config, const RoundOptions& options);
+// `--replay-ratio auto`: rounds at 0.3; when the gate fails because a test set regressed from
+// production, again at 0.5; when it fails only because a score missed its minimum, again at 0.2;
+// each ratio at most once, stopping at the first pass. Every attempt is registered (rejected ones
+// with their failures) and returned, the last one deciding. Without auto_ratio: one round.
+std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options);
+// The next ratio run_round_auto tries after `gate` rejected an attempt, given the ratios `tried`
+// so far; nullopt when it stops.
+std::optional<double> next_replay_ratio(const GateResult& gate, const std::vector<double>& tried);
+// The summary of several attempts: one line each, then the last attempt's table.
+std::string attempts_summary(const std::vector<RoundResult>& attempts);
+
 // Continues the interrupted round `run_id` from its last training checkpoint (or from the start
 // of training when it had none). RegistryError when the run finished or is unknown.
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options);

@@ -1,8 +1,8 @@
 // Tokenizers and the chat template.
 //
 // A Tokenizer turns text into ids and back, and renders a conversation into ids plus a loss mask.
-// One implementation for now: ByteTokenizer (ids 0–255 are bytes, then special tokens). GPT-2
-// byte-level BPE plugs in behind the same interface later.
+// Two implementations: ByteTokenizer (ids 0–255 are bytes, then special tokens) here, and GPT-2
+// byte-level BPE (bpe.h).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +27,7 @@ struct RenderedChat {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  // "byte", later "gpt2-bpe".
+  // "byte" or "gpt2-bpe".
   virtual std::string type() const = 0;
   virtual int64_t vocab_size() const = 0;
   // Plain text, no special tokens.
@@ -66,8 +66,9 @@ class ByteTokenizer : public Tokenizer {
   nlohmann::json to_json() const override;
 };
 
-// Loads the tokenizer of a model directory: DIR/retain_tokenizer.json when present, otherwise the
-// byte tokenizer. Throws CheckpointError on an unknown type or malformed file.
+// Loads the tokenizer of a model directory: DIR/retain_tokenizer.json when present; otherwise GPT-2
+// BPE from DIR/tokenizer.json or DIR/vocab.json + DIR/merges.txt when present (a Hugging Face
+// directory); otherwise the byte tokenizer. Throws CheckpointError on an unknown type or malformed file.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
 }  // namespace retain

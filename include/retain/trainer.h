@@ -85,6 +85,9 @@ struct TrainHooks {
   // batches of new and replayed examples). Must be deterministic in e (resume replays it) and give
   // ceil(size / batch_size) batches.
   std::function<std::vector<std::vector<int64_t>>(int64_t epoch)> epoch_plan;
+  // Data-parallel training: batch_size is per rank; ranks train on their slices of the same global
+  // batches and sum gradients, and rank 0 alone writes metrics and checkpoints. Null: one process.
+  class Collective* collective = nullptr;
 };
 
 struct TrainSummary {

@@ -9,6 +9,7 @@
 #include "retain/config.h"
 #include "retain/data.h"
 #include "retain/data_report.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/eval.h"
 #include "retain/ewc.h"
@@ -32,6 +33,8 @@ void Commands::add_finetune(CLI::App& app) {
   f->add_option("--config", config_path_, "job config (JSON); flags override its keys");
   f->add_option("--resume", resume_, "continue the run in RUN_DIR from its newest complete checkpoint");
   f->add_flag("--overwrite", overwrite_, "replace an existing --out directory");
+  f->add_option("--nproc", nproc_, "data-parallel: start N local workers (c10d Gloo on CPU, NCCL on CUDA); "
+                "--batch-size is per worker")->capture_default_str();
   const std::vector<std::pair<std::string, std::string>> paths = {
       {"model", "preset folder (fresh init) or model directory with weights"},
       {"train", "training data (chat JSONL)"},
@@ -112,6 +115,8 @@ int Commands::run() {
 }
 
 int Commands::finetune() {
+  if (nproc_ > 1 && !DistEnv::from_env().distributed()) return launch_local_workers(nproc_, worker_argv());
+  if (DistEnv::from_env().rank != 0) log()->set_level(spdlog::level::warn);  // rank 0 reports
   FinetuneHooks hooks;
   hooks.on_run_started = [](const std::string& run_dir) { log_to_run_folder(run_dir + "/train.log"); };
   if (progress_bar_on_tty()) hooks.train.on_progress = draw_progress;

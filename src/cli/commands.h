@@ -38,6 +38,7 @@ class Commands {
   std::string config_path_, resume_;
   std::map<std::string, std::string> job_flags_;  // key (underscores) → flag value as typed
   bool overwrite_ = false;
+  int nproc_ = 1;
   // eval / generate / data
   std::string model_, test_, prompt_, device_ = "cpu";
   std::vector<std::string> files_;

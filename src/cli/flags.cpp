@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -67,6 +69,23 @@ bool progress_bar_on_tty() {
   if (!isatty(STDERR_FILENO)) return false;
   for (auto& sink : log()->sinks()) sink->set_pattern("\r\033[K%^%L%$ %H:%M:%S %v");
   return true;
+}
+
+std::vector<std::string> worker_argv() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  std::vector<std::string> out = {std::filesystem::read_symlink("/proc/self/exe").string()};
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--nproc") {
+      ++i;  // and its value
+      continue;
+    }
+    if (args[i].rfind("--nproc=", 0) == 0) continue;
+    out.push_back(args[i]);
+  }
+  return out;
 }
 
 }  // namespace retain::cli

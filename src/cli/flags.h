@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -27,5 +28,9 @@ void log_to_run_folder(const std::string& path);
 
 // When stderr is a terminal: log lines clear the progress bar first, and true is returned (draw it).
 bool progress_bar_on_tty();
+
+// This process's command line (/proc/self/exe, then the arguments) without --nproc and its value:
+// what each local worker runs.
+std::vector<std::string> worker_argv();
 
 }  // namespace retain::cli

@@ -9,10 +9,12 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include "bench_commands.h"
 #include "commands.h"
 #include "registry_commands.h"
 #include "replay_commands.h"
 #include "round_commands.h"
+#include "tokenize_commands.h"
 #include "retain/errors.h"
 #include "retain/log.h"
 
@@ -30,6 +32,8 @@ int main(int argc, char** argv) {
   retain::cli::ReplayCommands replay_commands(app);
   retain::cli::RoundCommands round_commands(app);
   retain::cli::RegistryCommands registry_commands(app);
+  retain::cli::BenchCommands bench_commands(app);
+  retain::cli::TokenizeCommands tokenize_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -42,6 +46,8 @@ int main(int argc, char** argv) {
     if (replay_commands.run(exit_code)) return exit_code;
     if (round_commands.run(exit_code)) return exit_code;
     if (registry_commands.run(exit_code)) return exit_code;
+    if (bench_commands.run(exit_code)) return exit_code;
+    if (tokenize_commands.run(exit_code)) return exit_code;
     return commands.run();
   } catch (const retain::ConfigError& e) {
     logger->error("error: {}", e.what());

@@ -6,7 +6,9 @@
 #include "flags.h"
 #include "retain/config.h"
 #include "retain/errors.h"
+#include "retain/fileio.h"
 #include "retain/pipeline.h"
+#include "retain/sweep.h"
 #include "retain/workspace.h"
 
 namespace retain::cli {
@@ -15,7 +17,8 @@ namespace {
 
 // Flags that set one key of a round config section, with their help.
 const std::vector<std::pair<std::string, std::string>> kRoundFlags = {
-    {"replay.ratio", "share of replayed examples in the mix, in [0, 1) (default 0.3)"},
+    {"replay.ratio", "share of replayed examples in the mix, in [0, 1) (default 0.3), or auto: 0.3, then 0.5 "
+                     "after a regression or 0.2 after a missed minimum, until the gate passes"},
     {"replay.strategy", "diverse | uniform | proportional"},
     {"ewc.lambda", "EWC strength λ in λ/2 Σ F (θ − θ*)²; 0 disables the penalty"},
     {"ewc.gamma", "online EWC decay of the base's Fisher, in [0, 1]"},
@@ -31,6 +34,25 @@ std::string flag_name(const std::string& dotted) {
   if (section == "ewc" && (key == "lambda" || key == "gamma")) return "--ewc-" + key;
   if (key == "num_samples") return "--fisher-samples";
   return "--" + dashed(key);
+}
+
+// "0,1,10" → {0, 1, 10}; ConfigError naming the flag on anything else.
+std::vector<double> number_list(const std::string& flag, const std::string& text) {
+  std::vector<double> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::logic_error&) {
+      throw ConfigError(flag + ": expected comma-separated numbers, got \"" + text + "\"");
+    }
+    start = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -57,6 +79,21 @@ RoundCommands::RoundCommands(CLI::App& app) {
         ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
   }
 
+  sweep_ = app.add_subcommand("sweep", "rounds for a grid of EWC λ and replay ratios in a scratch copy of the workspace");
+  sweep_->add_option("--config", config_path_, "round config (JSON)")->required();
+  sweep_->add_option("--data", data_, "the new training data (chat JSONL)")->required();
+  sweep_->add_option("--lambda", lambdas_, "EWC strengths, comma-separated (e.g. 0,1,10,100,1000)")->required();
+  sweep_->add_option("--replay-ratio", ratios_, "replay ratios, comma-separated (e.g. 0,0.1,0.3,0.5)")->required();
+  sweep_->add_option("--base", base_, "base version id (default: the production version)");
+  sweep_->add_option("--workspace", workspace_, kWorkspaceHelp);
+  sweep_->add_option("--old", old_set_, "the test set of the old task (default: the one the base scores better on)");
+  sweep_->add_option("--new", new_set_, "the test set of the new task");
+  sweep_->add_option("--out", out_dir_, "results folder (default <workspace>/sweeps/<UTC time>)");
+  sweep_->add_option("--plot", plot_, "also write the SVG plot to FILE");
+  sweep_->add_flag("--keep-workspace", keep_workspace_, "keep the scratch workspace with every candidate");
+  sweep_->add_option("--set", overrides_, "override any config key: section.key=value (repeatable)");
+  sweep_->add_flag("--json", json_, "print the table as JSON");
+
   gate_ = app.add_subcommand("gate", "re-run the evaluation gate for a version against the current production");
   gate_->add_option("--version", version_, "the version id")->required();
   gate_->add_option("--config", config_path_, "round config whose \"gate\" and \"eval\" sections to use")->required();
@@ -68,6 +105,7 @@ RoundCommands::RoundCommands(CLI::App& app) {
 bool RoundCommands::run(int& exit_code) {
   if (train_->parsed()) exit_code = train();
   else if (gate_->parsed()) exit_code = gate();
+  else if (sweep_->parsed()) exit_code = sweep();
   else return false;
   return true;
 }
@@ -78,13 +116,13 @@ int RoundCommands::train() {
   options.promote = !no_promote_;
   options.lock_wait_s = wait_lock_s_;
   if (progress_bar_on_tty() && !json_) options.hooks.on_progress = draw_progress;
-  RoundResult result;
+  std::vector<RoundResult> attempts;
   if (!resume_.empty()) {
     if (!config_path_.empty() || !data_.empty() || !base_.empty() || !overrides_.empty())
       throw ConfigError("--resume takes the config, data and base from the run's round.json; drop the other flags");
     for (const auto& [key, value] : section_flags_)
       if (!value.empty()) throw ConfigError("--resume takes its settings from round.json; drop " + flag_name(key));
-    result = resume_round(resume_, options);
+    attempts.push_back(resume_round(resume_, options));
   } else {
     if (config_path_.empty() || data_.empty()) throw ConfigError("retain train needs --config FILE and --data FILE");
     nlohmann::json j = load_json_file(config_path_);
@@ -97,17 +135,26 @@ int RoundCommands::train() {
       const nlohmann::json def = section == "training" ? train_defaults.at(name)
                                  : (name == "strategy" || name == "estimator") ? nlohmann::json("")
                                  : name == "num_samples" ? nlohmann::json(1) : nlohmann::json(0.0);
-      j[section][name] = flag_value(name, value, def);
+      j[section][name] = key == "replay.ratio" && value == "auto" ? nlohmann::json("auto") : flag_value(name, value, def);
     }
     if (!name_.empty()) j["name"] = name_;
     apply_overrides(j, overrides_);
     const RoundConfig config = RoundConfig::from_json(j, config_path_);
     options.data = data_;
     options.base = base_;
-    result = run_round(config, options);
+    attempts = run_round_auto(config, options);
   }
-  if (json_) std::cout << result.to_json().dump(2) << "\n";
-  else std::cout << result.summary();
+  const RoundResult& result = attempts.back();
+  if (json_) {
+    nlohmann::json j = result.to_json();
+    if (attempts.size() > 1) {
+      j["attempts"] = nlohmann::json::array();
+      for (const auto& a : attempts) j["attempts"].push_back(a.to_json());
+    }
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << attempts_summary(attempts);
+  }
   return result.status == "rejected" ? kExitRejected : kExitOk;
 }
 
@@ -129,6 +176,29 @@ int RoundCommands::gate() {
     for (const auto& f : r.gate.failures) std::cout << "  ✗ " << f.message << "\n";
   }
   return r.gate.passed ? kExitOk : kExitRejected;
+}
+
+int RoundCommands::sweep() {
+  nlohmann::json j = load_json_file(config_path_);
+  if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
+  apply_overrides(j, overrides_);
+  if (j.contains("replay") && j["replay"].is_object()) j["replay"].erase("ratio");  // the sweep sets it
+  const RoundConfig config = RoundConfig::from_json(j, config_path_);
+  SweepOptions options;
+  options.workspace = Workspace::resolve(workspace_);
+  options.data = data_;
+  options.base = base_;
+  options.lambdas = number_list("--lambda", lambdas_);
+  options.ratios = number_list("--replay-ratio", ratios_);
+  options.old_set = old_set_;
+  options.new_set = new_set_;
+  options.out_dir = out_dir_;
+  options.keep_workspace = keep_workspace_;
+  const SweepResult result = run_sweep(config, options);
+  if (!plot_.empty()) write_file_atomic(plot_, result.svg());
+  if (json_) std::cout << result.to_json().dump(2) << "\n";
+  else std::cout << result.table();
+  return kExitOk;
 }
 
 }  // namespace retain::cli

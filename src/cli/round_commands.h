@@ -1,5 +1,5 @@
 // The continual-round subcommands of `retain`: train (one round, or --resume RUN) and gate
-// (re-run the gate for a registered version). Each registers its flags on construction.
+// (re-run the gate for a registered version), and sweep (a grid of rounds in a scratch workspace). Each registers its flags on construction.
 #pragma once
 
 #include <map>
@@ -19,15 +19,19 @@ class RoundCommands {
  private:
   int train();
   int gate();
+  int sweep();
 
   CLI::App* train_ = nullptr;
   CLI::App* gate_ = nullptr;
+  CLI::App* sweep_ = nullptr;
 
   std::string workspace_, config_path_, data_, base_, resume_, name_, version_, device_;
   std::map<std::string, std::string> section_flags_;  // "section.key" → value as typed
   std::vector<std::string> overrides_;               // --set section.key=value
   double wait_lock_s_ = 0;
-  bool no_promote_ = false, json_ = false;
+  bool no_promote_ = false, json_ = false, keep_workspace_ = false;
+  // sweep
+  std::string lambdas_, ratios_, old_set_, new_set_, out_dir_, plot_;
 };
 
 }  // namespace retain::cli
