@@ -303,6 +303,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     fault_point("registering");
     txn.commit();
   }
+  log()->info("registered {} as version {} ({})", s.model_id, s.version, status_name(record.status));
   result.status = status_name(record.status);
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return result;

@@ -210,7 +210,8 @@ void Registry::add(const VersionRecord& record) {
                     record.parent_model_id.empty() ? "import" : "promote", "");
   }
   txn.commit();
-  log()->info("registered {} as version {} ({})", id, record.version, status_name(record.status));
+  // Inside a caller's transaction nothing is durable yet: the caller reports it after its commit.
+  if (!db_.in_transaction()) log()->info("registered {} as version {} ({})", id, record.version, status_name(record.status));
 }
 
 // ---- reading -------------------------------------------------------------------------------
