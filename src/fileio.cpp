@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <system_error>
 
@@ -183,6 +184,13 @@ std::string make_temp_dir_beside(const std::string& final_dir) {
     if (errno != EEXIST) throw_errno(dir, "cannot create temporary folder");
   }
   throw Error(base + "*: cannot create temporary folder: too many leftovers");
+}
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  return buf;
 }
 
 }  // namespace retain

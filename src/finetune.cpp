@@ -20,13 +20,6 @@ namespace {
 
 const std::vector<std::string> kPathKeys = {"model", "train", "valid", "out", "run_dir", "overwrite", "ewc_state"};
 
-std::string timestamp() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
-  return buf;
-}
-
 std::vector<RenderedChat> render_all(const std::vector<ChatExample>& examples, const Tokenizer& tok) {
   std::vector<RenderedChat> out;
   out.reserve(examples.size());
@@ -142,7 +135,7 @@ FinetuneJob FinetuneJob::from_json(const nlohmann::json& j, const std::string& w
   }
   job.training = TrainConfig::from_json(training, what);
   if (job.run_dir.empty() && !job.out.empty())
-    job.run_dir = (fs::path("runs") / (timestamp() + "-" + fs::path(job.out).filename().string())).string();
+    job.run_dir = (fs::path("runs") / (utc_timestamp() + "-" + fs::path(job.out).filename().string())).string();
   return job;
 }
 

@@ -55,13 +55,6 @@ nlohmann::json state_json(const RoundState& s) {
           {"data_hash", s.data_hash}, {"promote", s.promote}, {"config", s.config_json}};
 }
 
-std::string stamp() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
-  return buf;
-}
-
 // The version name stem: the config's name, else the base's id without a trailing -v<digits>.
 std::string name_stem(const RoundConfig& config, const std::string& base_id) {
   if (!config.name.empty()) return config.name;
@@ -169,13 +162,13 @@ namespace {
 
 // Steps 4–7 of a round, shared by run_round and resume_round.
 RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
-                   const std::vector<ChatExample>& new_examples, const std::vector<ChatExample>& replay_examples,
-                   bool resume, const TrainHooks& user_hooks, Clock::time_point t0) {
+                   const std::vector<detail::LoadedTestSet>& sets, const std::vector<ChatExample>& new_examples,
+                   const std::vector<ChatExample>& replay_examples, bool resume, const TrainHooks& user_hooks,
+                   Clock::time_point t0) {
   const RoundConfig& c = s.config;
   const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
   const VersionRecord base = registry.get(s.base_model_id);
   const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
-  const auto sets = detail::load_test_sets(c.gate);
   const torch::Device device = c.training.resolved_device();
 
   LoadedModel loaded = load_model_dir(base_dir, c.training.seed);
@@ -318,7 +311,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   // 1. Everything that can be wrong with the input is checked before anything changes.
   const auto new_examples = read_chat_file(options.data);
   if (new_examples.empty()) throw DataError(options.data + ": no examples");
-  detail::load_test_sets(config.gate);
+  const auto sets = detail::load_test_sets(config.gate);
   config.training.resolved_device();
 
   Workspace ws = Workspace::open(options.workspace);
@@ -345,7 +338,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
     s.version = registry.reserve_version();
     s.model_id = stem + "-v" + std::to_string(s.version);
   } while (registry.find(s.model_id));
-  s.run_id = stamp() + "-" + s.model_id;
+  s.run_id = utc_timestamp() + "-" + s.model_id;
   const fs::path run_dir = fs::path(ws.runs_dir()) / s.run_id;
   fs::create_directories(run_dir);
   nlohmann::json settings = s.config_json;
@@ -373,7 +366,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   fault_point("staged");
   log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
               new_examples.size(), replay_examples.size(), run_dir.string());
-  return finish(ws, registry, buffer, s, new_examples, replay_examples, false, options.hooks, t0);
+  return finish(ws, registry, buffer, s, sets, new_examples, replay_examples, false, options.hooks, t0);
 }
 
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
@@ -412,7 +405,8 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   ao.source = s.model_id;
   buffer.stage(run_id, new_examples, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
-  return finish(ws, registry, buffer, s, new_examples, replay_examples, true, options.hooks, t0);
+  return finish(ws, registry, buffer, s, detail::load_test_sets(s.config.gate), new_examples, replay_examples, true,
+                options.hooks, t0);
 }
 
 std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {

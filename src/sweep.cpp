@@ -19,13 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string stamp() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
-  return buf;
-}
-
 // A folder's files as hard links (falling back to copies across file systems).
 void link_or_copy_dir(const fs::path& from, const fs::path& to) {
   fs::create_directories(to);
@@ -111,7 +104,7 @@ SweepResult run_sweep(const RoundConfig& config, const SweepOptions& options) {
 
   SweepResult result;
   result.base_model_id = base.model_id;
-  result.out_dir = options.out_dir.empty() ? (fs::path(ws.dir()) / "sweeps" / stamp()).string() : options.out_dir;
+  result.out_dir = options.out_dir.empty() ? (fs::path(ws.dir()) / "sweeps" / utc_timestamp()).string() : options.out_dir;
   const std::string scratch = make_scratch(ws, registry, base.model_id, result.out_dir);
   log()->info("sweep: {} λ × {} ratios = {} rounds in scratch workspace {}", options.lambdas.size(),
               options.ratios.size(), options.lambdas.size() * options.ratios.size(), scratch);

@@ -23,4 +23,7 @@ void commit_directory(const std::string& tmp_dir, const std::string& final_dir, 
 // A fresh temporary folder beside `final_dir` (FINAL.tmp-<pid>-<n>), created empty.
 std::string make_temp_dir_beside(const std::string& final_dir);
 
+// The current UTC time as YYYYmmdd-HHMMSS, for the names of run and sweep folders.
+std::string utc_timestamp();
+
 }  // namespace retain
