@@ -1,21 +1,28 @@
 // EWC benchmark on gpt-small: (1) the fast batched per-example Fisher against the one-example
 // reference loop at batch 32, as a speed-up; (2) the cost of the EWC penalty on a training step.
-// Usage: build/ewc [--threads N] [--examples N] [--seq T] [--steps N]
+// Usage: build/ewc [--threads N] [--examples N] [--seq T] [--steps N] [--model DIR] [--device cpu|cuda]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
 
+#include <torch/cuda.h>
+
 #include "retain/batch.h"
 #include "retain/ewc.h"
 #include "retain/model.h"
 #include "retain/optimizer.h"
+#include "retain/trainer.h"
 
 using namespace retain;
 using Clock = std::chrono::steady_clock;
 
+static torch::Device device{torch::kCPU};
+
+// Seconds since t, after the device has finished its queued work.
 static double seconds_since(Clock::time_point t) {
+  if (device.is_cuda()) torch::cuda::synchronize();
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
@@ -28,10 +35,12 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--seq")) seq = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--steps")) steps = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--model")) model_dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--device")) device = parse_device(argv[i + 1]);
   }
   torch::set_num_threads(threads);
   auto loaded = load_model_dir(model_dir, 0);
   auto& model = loaded.model;
+  model->to(device);
   // Random conversations of `seq` tokens whose second half is trained.
   std::mt19937 rng(0);
   std::vector<RenderedChat> data(examples);
@@ -41,8 +50,8 @@ int main(int argc, char** argv) {
       ex.mask.push_back(t > seq / 2);
     }
   }
-  std::printf("EWC benchmark: gpt-small (%ld parameters), %d examples × %d tokens, %d threads\n",
-              long(loaded.config.num_parameters()), examples, seq, threads);
+  std::printf("EWC benchmark: %s (%ld parameters), %d examples × %d tokens, %s, %d threads\n",
+              model_dir.c_str(), long(loaded.config.num_parameters()), examples, seq, device.str().c_str(), threads);
 
   FisherOptions opt;
   opt.num_samples = 0;
@@ -73,7 +82,7 @@ int main(int argc, char** argv) {
   AdamW adam(named, {});
   const EwcPenalty penalty(*model, state, 100.0);
   std::vector<int64_t> idx = {0, 1, 2, 3, 4, 5, 6, 7};
-  Batch b = make_batch(data, idx, seq);
+  Batch b = to_device(make_batch(data, idx, seq), device);
   model->train();
   auto step = [&](bool ewc) {
     auto loss = masked_lm_loss_sum(model->forward(b.inputs), b.targets, b.mask) / double(b.trained_tokens);
@@ -85,6 +94,7 @@ int main(int argc, char** argv) {
   };
   auto time_steps = [&](bool ewc) {
     step(ewc);
+    seconds_since(Clock::now());  // drain the queue
     auto t0 = Clock::now();
     for (int i = 0; i < steps; ++i) step(ewc);
     return seconds_since(t0) / steps;

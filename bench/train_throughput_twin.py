@@ -43,6 +43,10 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, D).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_head, D).transpose(1, 2)
         v = v.view(B, T, self.n_head, D).transpose(1, 2)
+        if hasattr(F, "scaled_dot_product_attention"):  # as retain on LibTorch 2.x
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_pdrop if self.training else 0.0,
+                                               is_causal=True)
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
         # As retain's causal_attention without scaled_dot_product_attention (LibTorch 1.13).
         att = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
         mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
@@ -142,11 +146,16 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast (CUDA)")
+    ap.add_argument("--tf32", action="store_true", help="CUDA: TF32 matrix products")
     ap.add_argument("--state", help="safetensors file with the starting weights and batch")
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
     torch.manual_seed(1234)
     with open(os.path.join(args.model, "config.json")) as f:
         config = json.load(f)
@@ -180,7 +189,8 @@ def main():
         if step == args.warmup:
             sync()
             t0 = t_step = time.perf_counter()
-        logits = model(inputs)  # (B, T, V)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            logits = model(inputs)  # (B, T, V)
         per_token = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T),
                                     reduction="none").view(B, T)
         loss = (per_token * mask).sum() / mask.sum()

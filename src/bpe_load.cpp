@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "retain/bpe.h"
+#include "retain/checkpoint.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 
@@ -11,20 +12,6 @@ namespace retain {
 namespace {
 
 namespace fs = std::filesystem;
-
-nlohmann::json parse_json_file(const std::string& path) {
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const Error& e) {
-    throw CheckpointError(std::string("cannot read tokenizer file: ") + e.what());
-  }
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw CheckpointError(path + ": malformed JSON: " + e.what());  // names line and column
-  }
-}
 
 // {"token": id, ...} → map; `where` names the object in errors.
 std::unordered_map<std::string, int64_t> read_id_map(const nlohmann::json& j, const std::string& where) {
@@ -131,7 +118,7 @@ std::unique_ptr<Gpt2BpeTokenizer> Gpt2BpeTokenizer::from_files(const std::string
                                                                const std::string& merges_txt) {
   Files files;
   files.where = vocab_json;
-  files.vocab = read_id_map(parse_json_file(vocab_json), vocab_json);
+  files.vocab = read_id_map(read_json_file(vocab_json), vocab_json);
   std::string text;
   try {
     text = read_file(merges_txt);
@@ -160,7 +147,7 @@ std::unique_ptr<Gpt2BpeTokenizer> Gpt2BpeTokenizer::from_files(const std::string
 }
 
 std::unique_ptr<Gpt2BpeTokenizer> Gpt2BpeTokenizer::from_tokenizer_json(const std::string& path) {
-  const nlohmann::json j = parse_json_file(path);
+  const nlohmann::json j = read_json_file(path);
   return std::make_unique<Gpt2BpeTokenizer>(checked(path, [&] { return read_tokenizer_json(j, path); }));
 }
 

@@ -320,4 +320,18 @@ SafetensorsFile load_safetensors(const std::string& path) {
   return decode_safetensors(bytes, path);
 }
 
+nlohmann::json read_json_file(const std::string& path) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error& e) {
+    throw CheckpointError(std::string("cannot read ") + e.what());
+  }
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw CheckpointError(path + ": malformed JSON: " + e.what());
+  }
+}
+
 }  // namespace retain

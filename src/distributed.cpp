@@ -59,6 +59,11 @@ DistEnv DistEnv::from_env() {
   return env;
 }
 
+torch::Device DistEnv::device_for_rank(const torch::Device& device) const {
+  if (device.is_cuda() && !device.has_index() && distributed()) return torch::Device(torch::kCUDA, local_rank);
+  return device;
+}
+
 struct Collective::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> group;
@@ -99,6 +104,14 @@ Collective::Collective(const DistEnv& env, const torch::Device& device, std::chr
 
 Collective::~Collective() = default;
 
+bool has_gloo_backend() {
+#ifdef USE_C10D_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
 void Collective::allreduce_sum(std::vector<torch::Tensor>& tensors) {
   if (world_size_ == 1 || tensors.empty()) return;
   // One flat buffer: one collective instead of one per parameter.
@@ -112,6 +125,27 @@ void Collective::allreduce_sum(std::vector<torch::Tensor>& tensors) {
     t.copy_(buffer[0].narrow(0, offset, n).view_as(t));
     offset += n;
   }
+}
+
+void Collective::publish(const std::string& key, const std::string& value) {
+  impl_->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+}
+
+std::string Collective::fetch(const std::string& key) {
+  try {
+    const std::vector<uint8_t> bytes = impl_->store->get(key);
+    return std::string(bytes.begin(), bytes.end());
+  } catch (const c10::Error& e) {
+    throw TrainingError("rank " + std::to_string(rank_) + ": no value for \"" + key +
+                        "\" from rank 0 (did it fail?): " + e.what_without_backtrace());
+  }
+}
+
+bool Collective::agree(bool value, const torch::Device& device) {
+  std::vector<torch::Tensor> flag = {
+      torch::full({1}, rank_ == 0 && value ? 1.0f : 0.0f, torch::TensorOptions().device(device))};
+  allreduce_sum(flag);
+  return flag[0].item<float>() > 0.5f;
 }
 
 void Collective::barrier() {

@@ -193,4 +193,17 @@ std::string utc_timestamp() {
   return buf;
 }
 
+void build_directory(const std::string& final_dir, bool replace,
+                     const std::function<void(const std::string& tmp)>& fill) {
+  const std::string tmp = make_temp_dir_beside(final_dir);
+  try {
+    fill(tmp);
+    commit_directory(tmp, final_dir, replace);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+    throw;
+  }
+}
+
 }  // namespace retain

@@ -37,7 +37,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   if (!resume && DistEnv::from_env().rank == 0 && fs::exists(job.out) && !job.overwrite)
     throw ConfigError(job.out + ": output directory already exists; pass --overwrite to replace it");
   LoadedModel loaded = load_model_dir(job.model, job.training.seed);
-  const torch::Device device = job.training.resolved_device();
+  const torch::Device device = DistEnv::from_env().device_for_rank(job.training.resolved_device());
   loaded.model->to(device);
   // The EWC state (anchor θ*, Fisher F) comes from the base model directory or --ewc-state.
   std::optional<EwcState> ewc;

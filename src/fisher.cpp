@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "retain/batch.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/ewc.h"
 
@@ -41,6 +42,28 @@ std::vector<int64_t> pick(int64_t count, int64_t n, uint64_t seed) {
   std::sort(idx.begin(), idx.end());
   return idx;
 }
+
+// The batches this process estimates on, and the end of the estimate: with a collective, batch k
+// belongs to rank k mod world size and the sums are all-reduced before the mean.
+class Shard {
+ public:
+  explicit Shard(const FisherOptions& options) : collective_(options.collective) {}
+  bool mine(int64_t batch) const {
+    return collective_ == nullptr || batch % collective_->world_size() == collective_->rank();
+  }
+  // Sums over the ranks (when distributed), then divides by `count`.
+  void finish(TensorMap& fisher, int64_t count) const {
+    if (collective_ != nullptr) {
+      std::vector<torch::Tensor> sums;
+      for (auto& [n, f] : fisher) sums.push_back(f);
+      collective_->allreduce_sum(sums);
+    }
+    for (auto& [n, f] : fisher) f.div_(double(count));
+  }
+
+ private:
+  Collective* collective_;
+};
 
 // Targets drawn from the model's predictive distribution at every position: logits (B, T, V).
 torch::Tensor sample_targets(const torch::Tensor& logits, at::Generator& gen) {
@@ -134,29 +157,29 @@ TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const Pe
     for (auto& [n, p] : params)
       if (p.grad().defined()) fisher.at(n).add_(p.grad().to(torch::kFloat).pow(2), scale);
   };
-  int64_t used = 0;
+  const Shard shard(options);
   if (options.estimator == FisherEstimator::kBatch) {
     int64_t batches = 0;
-    for (size_t s = 0; s < idx.size(); s += options.batch_size) {
+    for (size_t s = 0; s < idx.size(); s += options.batch_size, ++batches) {
+      if (!shard.mine(batches)) continue;
       std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
       zero();
       losses(chunk, false, gen).mean().backward();
       add(double(chunk.size()));  // B · (mean gradient)²
-      ++batches;
     }
     zero();
-    for (auto& [n, f] : fisher) f.div_(std::max<int64_t>(1, batches));
+    shard.finish(fisher, std::max<int64_t>(1, batches));
   } else {
-    for (int64_t i : idx) {
+    for (size_t p = 0; p < idx.size(); ++p) {
+      if (!shard.mine(int64_t(p) / options.batch_size)) continue;
       for (int64_t r = 0; r < repeats; ++r) {
         zero();
-        losses({i}, sample, gen).sum().backward();
+        losses({idx[p]}, sample, gen).sum().backward();
         add(1.0 / repeats);
       }
-      ++used;
     }
     zero();
-    for (auto& [n, f] : fisher) f.div_(std::max<int64_t>(1, used));
+    shard.finish(fisher, std::max<int64_t>(1, int64_t(idx.size())));
   }
   check_finite(fisher);
   return fisher;
@@ -191,7 +214,9 @@ TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, con
     const auto idx = pick(usable.size(), options.num_samples, options.seed);
     const bool sample = options.estimator == FisherEstimator::kTrue;
     const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
+    const Shard shard(options);
     for (size_t s = 0; s < idx.size(); s += options.batch_size) {
+      if (!shard.mine(int64_t(s) / options.batch_size)) continue;
       std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
       for (int64_t r = 0; r < repeats; ++r) {
         CaptureScope scope;
@@ -200,7 +225,7 @@ TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, con
       }
     }
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
-    for (auto& [n, f] : fisher) f.div_(double(idx.size()));
+    shard.finish(fisher, int64_t(idx.size()));
     check_finite(fisher);
   }
   model->train(was_training);

@@ -342,19 +342,13 @@ void write_model_dir(const std::string& dir, torch::nn::Module& module,
                      const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
   if (fs::exists(dir) && !overwrite)
     throw CheckpointError(dir + ": already exists; pass --overwrite to replace it");
-  const std::string tmp = make_temp_dir_beside(dir);
-  try {
+  build_directory(dir, overwrite, [&](const std::string& tmp) {
     TensorMap tensors;
     for (const auto& p : module.named_parameters())
       tensors[p.key()] = p.value().detach().to(torch::kCPU, torch::kFloat);
     save_safetensors((fs::path(tmp) / kWeightsFile).string(), tensors);
     for (const auto& [name, text] : files) write_file_atomic((fs::path(tmp) / name).string(), text);
-    commit_directory(tmp, dir, overwrite);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 void save_model_dir(const std::string& dir, const GptConfig& config, Gpt& model,

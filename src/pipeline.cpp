@@ -37,8 +37,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kRoundFile = "round.json";
-constexpr const char* kReplayFile = "replay.jsonl";
+using detail::kReplayFile;
+using detail::kRoundFile;
 
 // What a round needs to start or resume, as stored in runs/<run_id>/round.json.
 struct RoundState {
@@ -161,15 +161,17 @@ std::map<std::string, double> stored_or_measured(Registry& registry, const std::
 namespace {
 
 // Steps 4–7 of a round, shared by run_round and resume_round.
+// With a collective (a data-parallel round), this is rank 0: it alone touches the workspace;
+// the other ranks (follow_round) train their share, join the sharded Fisher, and wait.
 RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
                    const std::vector<detail::LoadedTestSet>& sets, const std::vector<ChatExample>& new_examples,
                    const std::vector<ChatExample>& replay_examples, bool resume, const TrainHooks& user_hooks,
-                   Clock::time_point t0) {
+                   Clock::time_point t0, Collective* collective) {
   const RoundConfig& c = s.config;
   const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
   const VersionRecord base = registry.get(s.base_model_id);
   const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
-  const torch::Device device = c.training.resolved_device();
+  const torch::Device device = DistEnv::from_env().device_for_rank(c.training.resolved_device());
 
   LoadedModel loaded = load_model_dir(base_dir, c.training.seed);
   loaded.model->to(device);
@@ -199,28 +201,21 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
                                                    c.training.device, nullptr, nullptr);
 
   // Train on the mix: stratified batches keep new and replayed examples in proportion.
-  std::vector<RenderedChat> mix;
-  std::vector<int> strata;
-  for (const auto& ex : new_examples) mix.push_back(tokenizer.render(ex)), strata.push_back(0);
-  for (const auto& ex : replay_examples) mix.push_back(tokenizer.render(ex)), strata.push_back(1);
-  TrainHooks hooks = user_hooks;
   const TrainConfig& tc = c.training;
-  hooks.epoch_plan = [&strata, &tc](int64_t epoch) {
-    return stratified_epoch_batches(strata, tc.batch_size, tc.seed, epoch);
-  };
-  std::optional<EwcPenalty> penalty;
-  if (c.ewc.lambda > 0) {
-    if (!base_ewc) throw ConfigError("ewc.lambda > 0 but base " + s.base_model_id + " has no " + kEwcFile);
-    penalty.emplace(*model, *base_ewc, c.ewc.lambda);
-    hooks.gradient_regularizer = [&penalty] { return penalty->add_gradient(); };
-  }
+  detail::RoundTraining training(model, tokenizer, c, base_ewc, s.base_model_id, new_examples, replay_examples,
+                                 user_hooks, collective);
+  const std::vector<RenderedChat>& mix = training.mix;
   const int64_t kill_step = tc.checkpoint_every > 0 ? tc.checkpoint_every + 1 : 1;
-  hooks.on_progress = [&user_hooks, kill_step](int64_t step, int64_t total) {
+  training.hooks.on_progress = [&user_hooks, kill_step](int64_t step, int64_t total) {
     if (step == kill_step) fault_point("training");
     if (user_hooks.on_progress) user_hooks.on_progress(step, total);
   };
   const bool from_checkpoint = resume && !latest_checkpoint(run_dir).empty();
-  result.training = train(model, tc, mix, {}, run_dir, from_checkpoint, hooks);
+  if (collective) {
+    collective->publish(detail::kRoundKey, nlohmann::json({{"run_dir", run_dir}, {"base_dir", base_dir},
+                                                           {"from_checkpoint", from_checkpoint}}).dump());
+  }
+  result.training = train(model, tc, mix, {}, run_dir, from_checkpoint, training.hooks);
   fault_point("trained");
 
   // Evaluate and judge.
@@ -239,6 +234,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   }
   fault_point("evaluated");
   result.gate = run_gate(c.gate, candidate, production_scores);
+  if (collective) collective->agree(result.gate.passed, device);  // the others join the Fisher on a pass
 
   // The version folder, complete before anything refers to it. A passing candidate carries the
   // consolidated EWC state: the Fisher on this round's mix, online with the base's (γ).
@@ -252,6 +248,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     fault_point("version_partial");
     const auto tf = Clock::now();
     FisherOptions fo = c.ewc.fisher;
+    fo.collective = collective;  // each rank estimates on its share of the mix
     const TensorMap fisher = estimate_fisher(model, mix, fo);
     EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, parameter_tensors(*model), c.ewc.gamma);
     state.estimator = estimator_name(fo.estimator);
@@ -297,6 +294,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     txn.commit();
   }
   log()->info("registered {} as version {} ({})", s.model_id, s.version, status_name(record.status));
+  if (collective) collective->barrier();  // the other ranks end once the version is registered
   result.status = status_name(record.status);
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return result;
@@ -307,12 +305,16 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
 RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   if (config.replay.auto_ratio)
     throw ConfigError("replay.ratio \"auto\" runs several rounds: use run_round_auto (retain train does)");
+  const DistEnv env = DistEnv::from_env();
+  if (env.distributed() && env.rank != 0) return detail::follow_round(env, config.training.device);
   const auto t0 = Clock::now();
   // 1. Everything that can be wrong with the input is checked before anything changes.
   const auto new_examples = read_chat_file(options.data);
   if (new_examples.empty()) throw DataError(options.data + ": no examples");
   const auto sets = detail::load_test_sets(config.gate);
-  config.training.resolved_device();
+  const torch::Device device = env.device_for_rank(config.training.resolved_device());
+  std::unique_ptr<Collective> collective;
+  if (env.distributed()) collective = std::make_unique<Collective>(env, device, detail::kRoundGroupTimeout);
 
   Workspace ws = Workspace::open(options.workspace);
   WorkspaceLock lock = WorkspaceLock::acquire(ws.dir(), "retain train", options.lock_wait_s);
@@ -366,11 +368,23 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   fault_point("staged");
   log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
               new_examples.size(), replay_examples.size(), run_dir.string());
-  return finish(ws, registry, buffer, s, sets, new_examples, replay_examples, false, options.hooks, t0);
+  return finish(ws, registry, buffer, s, sets, new_examples, replay_examples, false, options.hooks, t0,
+                collective.get());
 }
 
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
   const auto t0 = Clock::now();
+  const DistEnv env = DistEnv::from_env();
+  std::unique_ptr<Collective> collective;
+  if (env.distributed()) {
+    // Every rank reads the device from the run's round.json; rank 0 validates the rest below.
+    const auto round_path = fs::path(options.workspace) / "runs" / run_id / kRoundFile;
+    const std::string device = fs::exists(round_path)
+        ? load_json_file(round_path.string()).at("config").value("training", nlohmann::json::object()).value("device", "cpu")
+        : "cpu";
+    if (env.rank != 0) return detail::follow_round(env, device);
+    collective = std::make_unique<Collective>(env, env.device_for_rank(parse_device(device)), detail::kRoundGroupTimeout);
+  }
   Workspace ws = Workspace::open(options.workspace);
   WorkspaceLock lock = WorkspaceLock::acquire(ws.dir(), "retain train --resume", options.lock_wait_s);
   Registry registry(ws.db());
@@ -406,11 +420,13 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   buffer.stage(run_id, new_examples, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
   return finish(ws, registry, buffer, s, detail::load_test_sets(s.config.gate), new_examples, replay_examples, true,
-                options.hooks, t0);
+                options.hooks, t0, collective.get());
 }
 
 std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {
   if (!config.replay.auto_ratio) return {run_round(config, options)};
+  if (DistEnv::from_env().distributed())
+    throw ConfigError("replay.ratio \"auto\" is not available in a data-parallel round (--nproc); give a ratio");
   std::vector<RoundResult> attempts;
   std::vector<double> tried;
   double ratio = 0.3;

@@ -1,14 +1,21 @@
 // Pieces of the round shared by src/pipeline*.cpp (not part of the public API).
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "retain/distributed.h"
 #include "retain/pipeline.h"
 #include "retain/registry.h"
 
 namespace retain::detail {
+
+// The files of a round's run folder: its state (config, ids, data) and the replayed examples.
+inline constexpr const char* kRoundFile = "round.json";
+inline constexpr const char* kReplayFile = "replay.jsonl";
 
 // A gate test set read and hashed once.
 struct LoadedTestSet {
@@ -31,5 +38,34 @@ std::map<std::string, double> stored_or_measured(Registry& registry, const std::
                                                  const std::string& model_id, const std::vector<LoadedTestSet>& sets,
                                                  const RoundConfig::Eval& eval, const std::string& device,
                                                  Gpt* model, const Tokenizer* tokenizer);
+
+// The round's training, set up the same way on every rank: the mix (new examples, then the
+// replayed ones) with its strata, stratified global batches (batch_size × world size), the EWC
+// penalty from the base's state, and the trainer hooks. Not copyable: the hooks refer to members.
+struct RoundTraining {
+  std::vector<RenderedChat> mix;
+  std::vector<int> strata;
+  std::optional<EwcPenalty> penalty;
+  TrainHooks hooks;
+
+  RoundTraining(Gpt& model, const Tokenizer& tokenizer, const RoundConfig& config,
+                const std::optional<EwcState>& base_ewc, const std::string& base_model_id,
+                const std::vector<ChatExample>& new_examples, const std::vector<ChatExample>& replay_examples,
+                const TrainHooks& user_hooks, Collective* collective);
+  RoundTraining(const RoundTraining&) = delete;
+  RoundTraining& operator=(const RoundTraining&) = delete;
+};
+
+// A data-parallel round: rank 0 waits this long for the others (and they for rank 0, which
+// evaluates and registers alone) before the job fails.
+inline constexpr std::chrono::hours kRoundGroupTimeout{1};
+// The store key under which rank 0 publishes {"run_dir", "base_dir", "from_checkpoint"}.
+inline constexpr const char* kRoundKey = "retain/round";
+
+// The part of a data-parallel round a rank other than 0 plays (pipeline_parallel.cpp): join the
+// group on `device`, wait for rank 0 to publish the round, train its share of every batch, join the
+// sharded Fisher when rank 0's gate passed, and wait at the final barrier. It never writes the
+// workspace. `config_device` is the training device of the round's config.
+RoundResult follow_round(const DistEnv& env, const std::string& config_device);
 
 }  // namespace retain::detail

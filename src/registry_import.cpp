@@ -3,12 +3,14 @@
 // is published with one rename and the registration is one transaction, and a failure after the
 // copy removes it, so an import either happens completely or leaves nothing behind.
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "replay_internal.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 #include "retain/hash.h"
+#include "retain/hf.h"
 #include "retain/log.h"
 #include "retain/model.h"
 #include "retain/registry.h"
@@ -37,19 +39,13 @@ void check_source(const std::string& dir) {
 // Copies every regular file of `source` (following links, as in a Hugging Face cache) into a
 // temporary folder beside `final_dir`, then commits it there (fsync of every file, rename).
 void copy_model_dir(const fs::path& source, const std::string& final_dir) {
-  const std::string tmp = make_temp_dir_beside(final_dir);
-  try {
+  build_directory(final_dir, false, [&](const std::string& tmp) {
     for (const auto& entry : fs::recursive_directory_iterator(source)) {
       const fs::path target = fs::path(tmp) / entry.path().lexically_relative(source);
       if (fs::is_directory(entry.symlink_status())) fs::create_directories(target);
       else if (fs::is_regular_file(entry.path())) fs::copy_file(entry.path(), target);
     }
-    commit_directory(tmp, final_dir, false);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 }  // namespace
@@ -57,7 +53,9 @@ void copy_model_dir(const fs::path& source, const std::string& final_dir) {
 ImportResult import_version(Workspace& workspace, const ImportOptions& options) {
   const std::string& id = options.model_id;
   check_model_id(id);
-  check_source(options.source_dir);
+  std::optional<HfGpt2Model> hf;
+  if (options.from_hf) hf = read_hf_gpt2(options.source_dir);
+  else check_source(options.source_dir);
   if (!options.replay_files.empty()) detail::validate_files(options.replay_files);
 
   // A round cleans up version folders that no row refers to: the copy below is such a folder
@@ -73,9 +71,11 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
                         "an interrupted import?); remove that folder, then import again");
   }
   fs::create_directories(workspace.versions_dir(), ec);
-  copy_model_dir(options.source_dir, final_dir);
+  if (hf) write_hf_import(*hf, options.source_dir, final_dir);
+  else copy_model_dir(options.source_dir, final_dir);
 
   try {
+    if (hf) load_model_dir(final_dir, 0);  // the converted folder loads as a retain model
     ImportResult result;
     Transaction txn(workspace.db(), Transaction::Mode::kWrite);
     VersionRecord record;
@@ -83,6 +83,10 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
     record.version = registry.reserve_version();
     record.model_dir = model_dir;
     record.settings = {{"imported_from", fs::absolute(options.source_dir).lexically_normal().string()}};
+    if (hf) {
+      record.settings["source_format"] = "huggingface-gpt2";
+      record.settings["added_embedding_rows"] = hf->added_rows;
+    }
     record.data_hashes[kWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kWeightsFile);
     for (const std::string& file : options.replay_files)
       record.data_hashes[file] = "sha256:" + sha256_file_hex(file);

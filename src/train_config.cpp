@@ -35,6 +35,7 @@ const std::vector<Field>& fields() {
       {"seed", &TrainConfig::seed, 0},
       {"device", &TrainConfig::device, 0},
       {"precision", &TrainConfig::precision, 0},
+      {"tf32", &TrainConfig::tf32, 0},
       {"eval_every", &TrainConfig::eval_every, 0},
       {"log_every", &TrainConfig::log_every, 1},
       {"checkpoint_every", &TrainConfig::checkpoint_every, 0},

@@ -50,32 +50,35 @@ double learning_rate(const TrainConfig& c, int64_t step, int64_t total) {
   return min_lr + 0.5 * (c.lr - min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-// bf16 autocast on CUDA for the scope of a forward pass.
-class AutocastScope {
- public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-#endif
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
-    at::autocast::clear_cache();
-  }
+}  // namespace
 
- private:
-  bool enabled_;
-};
+AutocastScope::AutocastScope(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+  at::autocast::set_enabled(true);
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+}
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+  at::autocast::set_enabled(false);
+#endif
+  at::autocast::clear_cache();
+}
+
+void set_tf32(bool allowed) {
+  at::globalContext().setAllowTF32CuBLAS(allowed);
+  at::globalContext().setAllowTF32CuDNN(allowed);
+}
+
+namespace {
 
 // The deterministic micro-batch stream: micro-batch m is batch (m mod B) of epoch m / B.
 class BatchStream {
@@ -130,8 +133,10 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
                    bool resume, const TrainHooks& hooks) {
   using Clock = std::chrono::steady_clock;
   if (train_set.empty()) throw TrainingError("the training set is empty");
-  const torch::Device device = config.resolved_device();
+  config.resolved_device();  // validates the device and precision settings
+  const torch::Device device = model->wte->weight.device();  // cuda:<local rank> in a data-parallel job
   if (config.threads > 0) torch::set_num_threads(config.threads);
+  if (device.is_cuda()) set_tf32(config.tf32);
   reuse_host_memory();
   const int64_t max_len = config.max_seq_len > 0
                               ? std::min(config.max_seq_len, model->config().n_positions)

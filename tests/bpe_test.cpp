@@ -22,42 +22,12 @@ namespace retain {
 namespace {
 
 namespace fs = std::filesystem;
+using bpe_test::MiniBpe;
+using bpe_test::spell;
 using bpe_test::utf8;
 using cli_test::read_text;
 using cli_test::write_text;
 using testing_util::TempDir;
-
-// `bytes` in GPT-2's byte alphabet ("a b" → "aĠb").
-std::string spell(const std::string& bytes) {
-  std::string out;
-  for (const char c : bytes) out += gpt2_byte_to_unicode()[static_cast<unsigned char>(c)];
-  return out;
-}
-
-// A vocabulary of the 256 bytes (ids 0–255 in byte order) plus merges added one by one.
-struct MiniBpe {
-  nlohmann::json vocab = nlohmann::json::object();
-  std::vector<std::pair<std::string, std::string>> merges;  // spelled
-  MiniBpe() {
-    for (int b = 0; b < 256; ++b) vocab[gpt2_byte_to_unicode()[b]] = b;
-  }
-  // Adds the merge of two spelled tokens, and its result to the vocabulary.
-  void merge(const std::string& left, const std::string& right) {
-    merges.emplace_back(left, right);
-    if (!vocab.contains(left + right)) vocab[left + right] = vocab.size();
-  }
-  int64_t id(const std::string& bytes) const { return vocab.at(spell(bytes)).get<int64_t>(); }
-  // Writes vocab.json (with <|endoftext|> last) and merges.txt into `dir`, and loads them.
-  std::unique_ptr<Gpt2BpeTokenizer> load(const TempDir& dir) const {
-    nlohmann::json v = vocab;
-    v[Gpt2BpeTokenizer::kEndOfText] = v.size();
-    std::string text = "#version: 0.2\n";
-    for (const auto& [l, r] : merges) text += l + " " + r + "\n";
-    write_text(dir / "vocab.json", v.dump());
-    write_text(dir / "merges.txt", text);
-    return Gpt2BpeTokenizer::from_files(dir / "vocab.json", dir / "merges.txt");
-  }
-};
 
 // GPT-2's bpe() (openai/gpt-2 encoder.py), transcribed without cleverness: the reference.
 std::vector<std::string> reference_bpe(const std::string& piece,

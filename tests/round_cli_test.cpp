@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/model.h"
 #include "retain/registry.h"
@@ -373,6 +375,65 @@ TEST_F(RoundCliTest, SweepRunsTheGridInAScratchCopy) {
   EXPECT_FALSE(fs::exists(dir_ / "sweep" / "workspace"));
   EXPECT_EQ(snapshot(), before);
   EXPECT_EQ(version_folders(), (std::vector<std::string>{"support-v1"}));
+}
+
+// The largest relative difference (to each tensor's largest magnitude) between two safetensors
+// files' tensors whose names start with `prefix`.
+double max_rel_diff(const fs::path& a, const fs::path& b, const std::string& prefix = "") {
+  const TensorMap x = load_safetensors(a.string()).tensors, y = load_safetensors(b.string()).tensors;
+  EXPECT_EQ(x.size(), y.size());
+  double worst = 0;
+  for (const auto& [name, t] : x) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    if (!y.count(name)) return INFINITY;
+    worst = std::max(worst, (t - y.at(name)).abs().max().item<double>() / std::max(1e-30, t.abs().max().item<double>()));
+  }
+  return worst;
+}
+
+TEST_F(RoundCliTest, DataParallelRoundEqualsTheSingleProcessRound) {
+  if (!has_gloo_backend()) GTEST_SKIP() << "this build has no Gloo backend";
+  fs::copy(dir_ / "ws", dir_ / "ws-dp", fs::copy_options::recursive);
+  // Fisher batches of 4 over 16 examples: 4 batches, 2 per rank. adam_eps 1e-4 as in the
+  // finetune equivalence test (distributed_test.cpp).
+  const std::vector<std::string> common = {"--adam-eps", "1e-4", "--set", "ewc.batch_size=4", "--checkpoint-every", "0"};
+  std::vector<std::string> one = common, two = common;
+  one.insert(one.end(), {"--batch-size", "8"});
+  two.insert(two.end(), {"--batch-size", "4", "--nproc", "2"});
+  const CliResult single = train("pass.json", one, "single");
+  expect_ok(single);
+  std::vector<std::string> args = {"train", "--config", path("pass.json"), "--data", path("new.jsonl"),
+                                   "--workspace", path("ws-dp"), "--json"};
+  args.insert(args.end(), two.begin(), two.end());
+  const CliResult dp = run(args, "dp");
+  expect_ok(dp);
+  EXPECT_EQ(json::parse(single.out)["status"], "production");
+  EXPECT_EQ(json::parse(dp.out)["status"], "production");  // rank 0 alone printed
+  EXPECT_EQ(json::parse(dp.out)["training"]["steps"], json::parse(single.out)["training"]["steps"]);
+
+  const fs::path a = dir_ / "ws" / "versions" / "support-v2", b = dir_ / "ws-dp" / "versions" / "support-v2";
+  EXPECT_LT(max_rel_diff(a / "model.safetensors", b / "model.safetensors"), 1e-5);
+  EXPECT_LT(max_rel_diff(a / "ewc.safetensors", b / "ewc.safetensors", "fisher."), 1e-5);
+  Snapshot s1 = snapshot();
+  fs::rename(dir_ / "ws", dir_ / "ws-single");
+  fs::rename(dir_ / "ws-dp", dir_ / "ws");
+  EXPECT_EQ(snapshot(), s1);  // the same registry and buffer
+
+  // A rank killed mid-round fails the job; the workspace stays as it was, and the next round
+  // cleans up and passes.
+  const Snapshot before = snapshot();
+  ::setenv("RETAIN_FAULT_AT", "trained", 1);
+  const CliResult killed = train("pass.json", {"--batch-size", "4", "--nproc", "2"}, "killed");
+  ::unsetenv("RETAIN_FAULT_AT");
+  EXPECT_EQ(killed.code, 128 + SIGKILL) << killed.describe();
+  Snapshot s = snapshot();
+  EXPECT_EQ(s.staged, 24);  // the killed run's staged rows, until the next round cleans them
+  s.staged = 0;
+  EXPECT_EQ(s, before);
+  expect_ok(train("pass.json", {"--batch-size", "4", "--nproc", "2"}, "after"));
+  EXPECT_EQ(snapshot().production, "support-v4");
+  EXPECT_EQ(snapshot().staged, 0);
+  EXPECT_EQ(version_folders(), (std::vector<std::string>{"support-v1", "support-v2", "support-v4"}));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 namespace retain {
@@ -42,5 +43,9 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
 void save_safetensors(const std::string& path, const TensorMap& tensors,
                       const StringMap& metadata = {});
 SafetensorsFile load_safetensors(const std::string& path);
+
+// Reads and parses a JSON file of a model directory (config, tokenizer, index). Throws
+// CheckpointError "cannot read …" or "<path>: malformed JSON: …" (with line and column).
+nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace retain

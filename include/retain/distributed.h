@@ -24,6 +24,9 @@ struct DistEnv {
   // ConfigError naming the variable for a malformed or inconsistent value.
   static DistEnv from_env();
   bool distributed() const { return world_size > 1; }
+  // The device of this rank: "cuda" without an index becomes cuda:<local_rank> when distributed
+  // (one GPU per local worker, as torchrun lays them out); anything else is kept.
+  torch::Device device_for_rank(const torch::Device& device) const;
 };
 
 // One process group. Collectives are in place and block until done.
@@ -43,12 +46,22 @@ class Collective {
   // Sums `tensors` over the ranks, in place (one flattened buffer per dtype and device).
   void allreduce_sum(std::vector<torch::Tensor>& tensors);
   void barrier();
+  // Small values through the job's TCPStore: `publish` sets key (any rank), `fetch` waits until
+  // the key exists (up to the group's timeout) and returns its value.
+  void publish(const std::string& key, const std::string& value);
+  std::string fetch(const std::string& key);
+  // rank 0's `value` on every rank (an all-reduce of one flag on `device`).
+  bool agree(bool value, const torch::Device& device);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int rank_ = 0, world_size_ = 1;
 };
+
+// Whether this build has the Gloo backend (CPU collectives): LibTorch's c10d needs Gloo's headers
+// at build time (Debian's libgloo-dev; PyTorch's own LibTorch does not ship them).
+bool has_gloo_backend();
 
 // Runs `argv` (argv[0] the executable) as `nproc` local workers with RANK / WORLD_SIZE /
 // LOCAL_RANK / MASTER_ADDR=127.0.0.1 / MASTER_PORT (a free port) set, and waits. When one fails,

@@ -36,6 +36,11 @@ struct FisherOptions {
   // kBatched, one pass per batch from captured activations; kAuto, batched on CUDA and the loop on
   // CPU, where a batch-1 pass already keeps the cores busy and the loop measured faster.
   enum class Path { kAuto, kBatched, kLoop } path = Path::kAuto;
+  // Data-parallel estimation: the sampled examples are dealt to the ranks a whole batch at a time
+  // (batch k to rank k mod world size), each rank sums its share, the sums are all-reduced, and
+  // every rank returns the whole Fisher — the single-process estimate up to summation order (the
+  // true Fisher draws its targets per rank, so it equals it in expectation only). nullptr: alone.
+  class Collective* collective = nullptr;
 };
 
 // Per-parameter diagonal Fisher of a GPT on chat data (fp32, on the model's device). An

@@ -1,6 +1,7 @@
 // Durable file writes: temp file, fsync, rename. A reader never sees a half-written file.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace retain {
@@ -22,6 +23,12 @@ void commit_directory(const std::string& tmp_dir, const std::string& final_dir, 
 
 // A fresh temporary folder beside `final_dir` (FINAL.tmp-<pid>-<n>), created empty.
 std::string make_temp_dir_beside(const std::string& final_dir);
+
+// Builds the folder `final_dir` atomically: `fill(tmp)` writes into a fresh temporary folder
+// beside it, which is then committed (commit_directory with `replace`). When `fill` or the commit
+// throws, the temporary folder is removed and the exception propagates: nothing is left behind.
+void build_directory(const std::string& final_dir, bool replace,
+                     const std::function<void(const std::string& tmp)>& fill);
 
 // The current UTC time as YYYYmmdd-HHMMSS, for the names of run and sweep folders.
 std::string utc_timestamp();

@@ -129,6 +129,8 @@ class Workspace;
 // `retain import`: registers an existing model directory as a version (docs/workspace.md).
 struct ImportOptions {
   std::string source_dir;                 // config.json + model.safetensors (+ tokenizer, ewc, card)
+  bool from_hf = false;                   // source_dir is a Hugging Face GPT-2 directory (hf.h),
+                                          // converted instead of copied
   std::string model_id;                   // becomes versions/<model_id>
   std::vector<std::string> replay_files;  // chat JSONL added to the replay buffer, source model_id
   std::optional<bool> promote;            // unset: production when there is none; else as given
@@ -143,7 +145,8 @@ struct ImportResult {
 
 // Checks everything first: model_id, a loadable model directory with weights, valid replay files,
 // then, under the WorkspaceLock, a name free in the registry and in versions/. Then copies every
-// regular file of `source_dir` into versions/<model_id> (temp folder, fsync, rename) and, in one
+// regular file of `source_dir` into versions/<model_id> (temp folder, fsync, rename) — or, with
+// from_hf, writes the model converted by read_hf_gpt2 there — and, in one
 // transaction, reserves a number, registers the version (data_hashes: model.safetensors and each
 // replay file) and adds the replay files to the buffer. Throws ConfigError (bad model_id),
 // CheckpointError (no config.json, or no model.safetensors: a preset must be trained first, or a

@@ -31,6 +31,7 @@ struct TrainConfig {
   uint64_t seed = 1234;         // data order, initialisation, dropout
   std::string device = "cpu";   // cpu | cuda | cuda:N
   std::string precision = "fp32";  // fp32 | bf16 (autocast; CUDA only)
+  bool tf32 = false;            // CUDA: fp32 matrix products and convolutions in TF32
   int64_t eval_every = 0;       // validate every N steps (and at the end); 0 = only at the end
   int64_t log_every = 10;       // progress line and metrics every N steps
   int64_t checkpoint_every = 0; // checkpoint every N steps; 0 = never
@@ -54,6 +55,22 @@ struct TrainConfig {
 
 // "cpu", "cuda" or "cuda:N" as a device; ConfigError on anything else. Never probes for CUDA.
 torch::Device parse_device(const std::string& device);
+
+// bf16 autocast on CUDA while alive (nothing when `enabled` is false): wrap a forward pass.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+};
+
+// Lets CUDA fp32 matrix products and convolutions use TF32 (about 8× the fp32 rate on Ampere and
+// later, 10-bit mantissa inputs) or forbids it. A process-wide setting of LibTorch.
+void set_tf32(bool allowed);
 
 // One progress record (every log_every steps and at the last step).
 struct StepLog {
@@ -103,7 +120,8 @@ struct TrainSummary {
 // Optimizer steps the config gives for a training set of `num_examples`.
 int64_t total_steps(const TrainConfig& config, int64_t num_examples);
 
-// Trains `model` (already on config.resolved_device()) on `train_set`. `valid_set` may be empty.
+// Trains `model` (already on config.resolved_device(), or on the rank's GPU: DistEnv) on `train_set`
+// on the device it is on. `valid_set` may be empty.
 // `run_dir` receives metrics.jsonl and checkpoints/step-N/ (model, AdamW moments, schedule and data
 // position, RNG state, then a COMPLETE marker). With `resume`, continues from the newest complete
 // checkpoint in run_dir (CheckpointError when there is none) and ends bit-identical (CPU) to an

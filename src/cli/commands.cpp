@@ -103,6 +103,9 @@ void Commands::add_fisher(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "batched", "loop"}))
       ->capture_default_str();
   f->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
+  f->add_option("--nproc", nproc_, "data-parallel: N local workers each estimate on their share of the "
+                "examples, the sums are all-reduced (c10d); rank 0 writes")
+      ->capture_default_str();
 }
 
 int Commands::run() {
@@ -209,6 +212,8 @@ int Commands::data_validate() {
 namespace retain::cli {
 
 int Commands::fisher() {
+  if (nproc_ > 1 && !DistEnv::from_env().distributed()) return launch_local_workers(nproc_, worker_argv());
+  if (DistEnv::from_env().rank != 0) log()->set_level(spdlog::level::warn);  // rank 0 reports
   FisherJob job;
   job.model_dir = model_;
   job.data = test_;
@@ -226,6 +231,7 @@ int Commands::fisher() {
   job.bf16 = bf16_;
   job.device = device_;
   const auto result = run_fisher_job(job);
+  if (DistEnv::from_env().rank != 0) return kExitOk;
   std::cout << "wrote " << result.out << " (" << result.state.estimator << ", " << result.state.num_samples
             << " examples, rounds " << result.state.rounds << ", " << result.seconds << " s)\n"
             << fisher_report(result.state.fisher);

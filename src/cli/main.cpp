@@ -11,6 +11,7 @@
 
 #include "bench_commands.h"
 #include "commands.h"
+#include "model_commands.h"
 #include "registry_commands.h"
 #include "replay_commands.h"
 #include "round_commands.h"
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   retain::cli::RegistryCommands registry_commands(app);
   retain::cli::BenchCommands bench_commands(app);
   retain::cli::TokenizeCommands tokenize_commands(app);
+  retain::cli::ModelCommands model_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
     if (registry_commands.run(exit_code)) return exit_code;
     if (bench_commands.run(exit_code)) return exit_code;
     if (tokenize_commands.run(exit_code)) return exit_code;
+    if (model_commands.run(exit_code)) return exit_code;
     return commands.run();
   } catch (const retain::ConfigError& e) {
     logger->error("error: {}", e.what());

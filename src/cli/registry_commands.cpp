@@ -116,8 +116,12 @@ std::pair<std::string, std::string> last_change(Registry& registry) {
 
 RegistryCommands::RegistryCommands(CLI::App& app) {
   import_ = app.add_subcommand("import", "register a model directory as a version (copied into the workspace)");
-  import_->add_option("dir", source_dir_, "model directory: config.json + model.safetensors (+ tokenizer, ewc)")
-      ->required();
+  auto* dir = import_->add_option("dir", source_dir_,
+                                  "retain model directory: config.json + model.safetensors (+ tokenizer, ewc)");
+  auto* from_hf = import_->add_option("--from-hf", hf_dir_,
+                                      "a Hugging Face GPT-2 directory (config.json, model.safetensors, "
+                                      "tokenizer files), converted to retain's layout");
+  dir->excludes(from_hf);
   import_->add_option("--name", model_id_, "the version's id: 1–128 of A–Z a–z 0–9 . _ -")->required();
   import_->add_option("--replay-data", replay_files_,
                       "chat JSONL files added to the replay buffer with the version as source");
@@ -167,18 +171,25 @@ bool RegistryCommands::run(int& exit_code) {
 }
 
 int RegistryCommands::import_model() {
+  if (source_dir_.empty() == hf_dir_.empty())
+    throw ConfigError("import: give a model directory, or --from-hf DIR for a Hugging Face GPT-2 directory");
   Workspace ws = Workspace::open(Workspace::resolve(workspace_));
   ImportOptions options;
-  options.source_dir = source_dir_;
+  options.from_hf = !hf_dir_.empty();
+  options.source_dir = options.from_hf ? hf_dir_ : source_dir_;
   options.model_id = model_id_;
   options.replay_files = replay_files_;
   if (promote_flag_) options.promote = true;
   if (no_promote_flag_) options.promote = false;
   options.lock_wait_s = wait_lock_s_;
   const ImportResult r = import_version(ws, options);
-  std::printf("imported %s as %s (version %ld, %s)%s\n", source_dir_.c_str(), model_id_.c_str(),
+  std::printf("imported %s as %s (version %ld, %s)%s\n", options.source_dir.c_str(), model_id_.c_str(),
               long(r.version.version), status_name(r.version.status),
               r.previous_production.empty() ? "" : ("; retired " + r.previous_production).c_str());
+  if (options.from_hf && r.version.settings.value("added_embedding_rows", 0) > 0) {
+    std::printf("wte grew by %d rows (mean embedding) for the chat tokens\n",
+                r.version.settings.value("added_embedding_rows", 0));
+  }
   if (!replay_files_.empty()) {
     std::printf("replay buffer: added %ld examples (%ld duplicates)\n", long(r.replay_added),
                 long(r.replay_duplicates));

@@ -5,8 +5,10 @@
 
 #include "flags.h"
 #include "retain/config.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
+#include "retain/log.h"
 #include "retain/pipeline.h"
 #include "retain/sweep.h"
 #include "retain/workspace.h"
@@ -71,6 +73,9 @@ RoundCommands::RoundCommands(CLI::App& app) {
   t->add_option("--wait-lock", wait_lock_s_, "wait up to SECONDS for another job's workspace lock")
       ->capture_default_str();
   t->add_option("--set", overrides_, "override any config key: section.key=value (repeatable)");
+  t->add_option("--nproc", nproc_, "data-parallel: N local workers train (and estimate the Fisher) on "
+                "their shares of every batch through c10d; rank 0 alone evaluates, gates and registers")
+      ->capture_default_str();
   for (const auto& [key, help] : kRoundFlags) t->add_option(flag_name(key), section_flags_[key], help);
   const nlohmann::json defaults = TrainConfig{}.to_json();
   for (const auto& key : TrainConfig::keys()) {
@@ -111,6 +116,9 @@ bool RoundCommands::run(int& exit_code) {
 }
 
 int RoundCommands::train() {
+  if (nproc_ > 1 && !DistEnv::from_env().distributed()) return launch_local_workers(nproc_, worker_argv());
+  const bool follower = DistEnv::from_env().rank != 0;
+  if (follower) log()->set_level(spdlog::level::warn);  // rank 0 reports
   RoundOptions options;
   options.workspace = Workspace::resolve(workspace_);
   options.promote = !no_promote_;
@@ -145,6 +153,7 @@ int RoundCommands::train() {
     attempts = run_round_auto(config, options);
   }
   const RoundResult& result = attempts.back();
+  if (follower) return kExitOk;
   if (json_) {
     nlohmann::json j = result.to_json();
     if (attempts.size() > 1) {

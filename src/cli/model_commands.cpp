@@ -1,0 +1,87 @@
+// Flags and library calls of `retain export` and `retain logits` (see model_commands.h).
+#include "model_commands.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "flags.h"
+#include "retain/errors.h"
+#include "retain/hf.h"
+#include "retain/registry.h"
+#include "retain/trainer.h"
+#include "retain/workspace.h"
+
+namespace retain::cli {
+
+ModelCommands::ModelCommands(CLI::App& app) {
+  export_ = app.add_subcommand("export", "write a version (or a model directory) as a Hugging Face GPT-2 directory");
+  auto* id = export_->add_option("id", model_id_, "the version's id in the workspace's registry");
+  auto* model = export_->add_option("--model", model_dir_, "a retain model directory instead of a version");
+  id->excludes(model);
+  export_->add_option("--hf", hf_dir_, "the Hugging Face directory to write")->required();
+  export_->add_flag("--overwrite", overwrite_, "replace --hf DIR when it exists");
+  export_->add_option("--workspace", workspace_, kWorkspaceHelp);
+
+  logits_ = app.add_subcommand(
+      "logits", "a model's logits on token ids: one JSON array of ids a stdin line, a safetensors file out");
+  logits_->add_option("--model", model_dir_, "model directory")->required();
+  logits_->add_option("--out", out_, "safetensors file: tensor logits.<line> (T, vocab) fp32 for each line")
+      ->required();
+  logits_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
+}
+
+bool ModelCommands::run(int& exit_code) {
+  if (export_->parsed()) exit_code = export_model();
+  else if (logits_->parsed()) exit_code = logits();
+  else return false;
+  return true;
+}
+
+int ModelCommands::export_model() {
+  if (model_id_.empty() == model_dir_.empty()) throw ConfigError("export: give a version id, or --model DIR");
+  std::string dir = model_dir_;
+  if (!model_id_.empty()) {
+    Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+    dir = ws.dir() + "/" + Registry(ws.db()).get(model_id_).model_dir;
+  }
+  export_hf_gpt2(dir, hf_dir_, overwrite_);
+  std::printf("exported %s to %s (Hugging Face GPT-2: config.json, model.safetensors, tokenizer files)\n",
+              model_id_.empty() ? dir.c_str() : model_id_.c_str(), hf_dir_.c_str());
+  return kExitOk;
+}
+
+int ModelCommands::logits() {
+  LoadedModel loaded = load_model_dir(model_dir_, 0);
+  if (!loaded.has_weights) throw CheckpointError(model_dir_ + ": no " + std::string(kWeightsFile));
+  const torch::Device device = parse_device(device_);
+  loaded.model->to(device);
+  loaded.model->eval();
+  torch::NoGradGuard no_grad;
+  TensorMap out;
+  std::string line;
+  for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+    std::vector<int64_t> ids;
+    try {
+      ids = nlohmann::json::parse(line).get<std::vector<int64_t>>();
+    } catch (const std::exception& e) {
+      throw DataError("stdin:" + std::to_string(line_no) + ": expected a JSON array of token ids: " + e.what());
+    }
+    if (ids.empty() || int64_t(ids.size()) > loaded.config.n_positions)
+      throw DataError("stdin:" + std::to_string(line_no) + ": expected 1 to n_positions (" +
+                      std::to_string(loaded.config.n_positions) + ") ids, got " + std::to_string(ids.size()));
+    for (const int64_t id : ids) {
+      if (id < 0 || id >= loaded.config.vocab_size)
+        throw DataError("stdin:" + std::to_string(line_no) + ": id " + std::to_string(id) +
+                        " is outside the vocabulary [0, " + std::to_string(loaded.config.vocab_size) + ")");
+    }
+    const torch::Tensor idx = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);  // (1, T)
+    out["logits." + std::to_string(line_no - 1)] = loaded.model->forward(idx)[0].to(torch::kCPU, torch::kFloat);
+  }
+  save_safetensors(out_, out);
+  std::printf("wrote logits of %zu sequences to %s\n", out.size(), out_.c_str());
+  return kExitOk;
+}
+
+}  // namespace retain::cli
