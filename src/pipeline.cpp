@@ -97,14 +97,33 @@ VersionRecord base_version(Registry& registry, const std::string& base) {
 
 namespace detail {
 
-std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate) {
+std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const MlpConfig* classifier) {
+  for (const auto& t : gate.test_sets) {
+    if (!classifier && t.metric == "accuracy")
+      throw ConfigError("gate.metrics." + t.name + ": accuracy is the metric of classifier test sets; chat test "
+                        "sets use exact_match, token_accuracy, loss or perplexity");
+    if (classifier && t.metric != "accuracy" && t.metric != "loss" && t.metric != "perplexity")
+      throw ConfigError("gate.metrics." + t.name + ": " + t.metric + " is a chat metric; a classifier is judged "
+                        "on accuracy, loss or perplexity");
+  }
   std::vector<LoadedTestSet> out;
   for (const auto& t : gate.test_sets) {
-    LoadedTestSet s{&t, read_chat_file(t.file), "sha256:" + sha256_file_hex(t.file)};
-    if (s.examples.empty()) throw DataError(t.file + ": test set \"" + t.name + "\" has no examples");
+    LoadedTestSet s{&t, {}, {}, "sha256:" + sha256_file_hex(t.file)};
+    if (classifier) s.features = read_features(t.file, "", *classifier);
+    else s.examples = read_chat_file(t.file);
+    if (s.examples.empty() && s.features.size() == 0)
+      throw DataError(t.file + ": test set \"" + t.name + "\" has no examples");
     out.push_back(std::move(s));
   }
   return out;
+}
+
+// A classifier's scores on a feature test set (accuracy, loss, perplexity).
+std::vector<Score> classifier_scores(MlpClassifier& model, const LoadedTestSet& t, const RoundConfig::Eval& eval) {
+  const LossStats s = evaluate_classifier(model, t.features, eval.batch_size);
+  return {{t.config->name, "accuracy", s.token_accuracy, t.hash},
+          {t.config->name, "loss", s.loss, t.hash},
+          {t.config->name, "perplexity", s.perplexity, t.hash}};
 }
 
 double metric_value(const EvalResult& r, const std::string& metric) {
@@ -137,9 +156,22 @@ std::map<std::string, double> stored_or_measured(Registry& registry, const std::
                                                  Gpt* loaded, const Tokenizer* tokenizer) {
   std::map<std::string, double> out;
   std::optional<LoadedModel> own;
+  std::optional<LoadedMlp> classifier;
   for (const auto& t : sets) {
     if (auto s = registry.score(model_id, t.config->name, t.config->metric, t.hash)) {
       out[t.config->name] = *s;
+      continue;
+    }
+    if (t.features.size() > 0) {  // the mlp family
+      if (!classifier) {
+        classifier = load_mlp_dir((fs::path(workspace) / registry.get(model_id).model_dir).string(), 0);
+        classifier->model->to(parse_device(device));
+      }
+      log()->info("measuring {} on test set {} (no stored score for this data)", model_id, t.config->name);
+      const auto scores = classifier_scores(classifier->model, t, eval);
+      registry.set_scores(model_id, scores);
+      for (const Score& s : scores)
+        if (s.metric == t.config->metric) out[t.config->name] = s.value;
       continue;
     }
     if (loaded == nullptr) {

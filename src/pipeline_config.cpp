@@ -108,11 +108,6 @@ RoundConfig RoundConfig::from_json(const nlohmann::json& j, const std::string& w
 
   if (!j.contains("gate")) throw ConfigError(what + ": a round needs a \"gate\" with its test sets");
   c.gate = GateConfig::from_json(j.at("gate"), what + ": gate");
-  for (const auto& t : c.gate.test_sets)
-    if (t.metric == "accuracy")
-      throw ConfigError(what + ": gate.metrics." + t.name +
-                        ": accuracy is the metric of classifier test sets; chat test sets use exact_match, "
-                        "token_accuracy, loss or perplexity");
   return c;
 }
 

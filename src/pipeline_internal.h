@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "retain/distributed.h"
+#include "retain/mlp.h"
 #include "retain/pipeline.h"
 #include "retain/registry.h"
 
@@ -17,15 +18,19 @@ namespace retain::detail {
 inline constexpr const char* kRoundFile = "round.json";
 inline constexpr const char* kReplayFile = "replay.jsonl";
 
-// A gate test set read and hashed once.
+// A gate test set read and hashed once: chat examples, or (for the mlp family) feature examples.
 struct LoadedTestSet {
   const GateTestSet* config;
   std::vector<ChatExample> examples;
+  FeatureSet features;
   std::string hash;  // "sha256:<hex>" of the file
 };
 
-// Reads every test set of the gate (DataError on a bad line or an empty set).
-std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate);
+// Reads every test set of the gate (DataError on a bad line or an empty set): chat JSONL, or
+// feature JSONL when `classifier` is given (checked against its input size and classes). Checks
+// each set's metric first (ConfigError): accuracy for classifiers, never for chat sets; a
+// classifier is judged on accuracy, loss or perplexity.
+std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const MlpConfig* classifier = nullptr);
 // The value of `metric` in an evaluation (ConfigError for one chat sets do not measure).
 double metric_value(const EvalResult& result, const std::string& metric);
 // Evaluates a test set, generating replies only when it is judged on exact_match.

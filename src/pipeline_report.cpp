@@ -113,12 +113,17 @@ nlohmann::json RegateResult::to_json() const {
 
 RegateResult regate(const std::string& workspace, const std::string& model_id, const GateConfig& gate,
                     const RoundConfig::Eval& eval, const std::string& device) {
-  const auto sets = detail::load_test_sets(gate);
   parse_device(device);
   Workspace ws = Workspace::open(workspace);
   Registry registry(ws.db());
   RegateResult r;
-  r.model_id = registry.get(model_id).model_id;
+  const VersionRecord version = registry.get(model_id);
+  r.model_id = version.model_id;
+  // The mlp family is judged on feature test sets; its config says what they must look like.
+  const std::string dir = (std::filesystem::path(ws.dir()) / version.model_dir).string();
+  std::optional<MlpConfig> classifier;
+  if (is_mlp_dir(dir)) classifier = load_mlp_dir(dir, 0).config;
+  const auto sets = detail::load_test_sets(gate, classifier ? &*classifier : nullptr);
   r.candidate = detail::stored_or_measured(registry, ws.dir(), model_id, sets, eval, device, nullptr, nullptr);
   if (auto production = registry.production(); production && production->model_id != model_id) {
     r.production_model_id = production->model_id;

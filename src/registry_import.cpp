@@ -12,6 +12,7 @@
 #include "retain/hash.h"
 #include "retain/hf.h"
 #include "retain/log.h"
+#include "retain/mlp.h"
 #include "retain/model.h"
 #include "retain/registry.h"
 #include "retain/replay.h"
@@ -33,7 +34,8 @@ void check_source(const std::string& dir) {
     throw CheckpointError(dir + ": no " + kWeightsFile + "; a preset without weights cannot be "
                           "registered: fine-tune it first (`retain finetune --out DIR`) and import DIR");
   }
-  load_model_dir(dir, 0);
+  if (is_mlp_dir(dir)) load_mlp_dir(dir, 0);  // the mlp family
+  else load_model_dir(dir, 0);
 }
 
 // Copies every regular file of `source` (following links, as in a Hugging Face cache) into a

@@ -48,7 +48,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return all.empty() ? "" : all.back().second.string();
 }
 
-void save_train_checkpoint(const std::string& run_dir, const TrainerState& state, Gpt& model,
+void save_train_checkpoint(const std::string& run_dir, const TrainerState& state, torch::nn::Module& model,
                            AdamW& optimizer, int64_t keep) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   const fs::path final_dir = root / ("step-" + std::to_string(state.step));
@@ -59,7 +59,7 @@ void save_train_checkpoint(const std::string& run_dir, const TrainerState& state
     std::lock_guard<std::mutex> lock(gen.mutex());
     rng["cpu"] = gen.get_state();
   }
-  save_safetensors((fs::path(tmp) / "model.safetensors").string(), parameter_tensors(*model));
+  save_safetensors((fs::path(tmp) / "model.safetensors").string(), parameter_tensors(model));
   save_safetensors((fs::path(tmp) / "optimizer.safetensors").string(), optimizer.state());
   save_safetensors((fs::path(tmp) / "rng.safetensors").string(), rng);
   const nlohmann::json meta = {{"format_version", kTrainCheckpointFormat},
@@ -82,7 +82,7 @@ void save_train_checkpoint(const std::string& run_dir, const TrainerState& state
   }
 }
 
-TrainerState load_train_checkpoint(const std::string& dir, Gpt& model, AdamW& optimizer) {
+TrainerState load_train_checkpoint(const std::string& dir, torch::nn::Module& model, AdamW& optimizer) {
   if (!fs::exists(fs::path(dir) / kComplete))
     throw CheckpointError(dir + ": incomplete checkpoint (no COMPLETE marker); it is never loaded");
   nlohmann::json meta;
@@ -105,7 +105,7 @@ TrainerState load_train_checkpoint(const std::string& dir, Gpt& model, AdamW& op
   }
 
   const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
-  load_parameters(*model, load_safetensors(weights_path).tensors, weights_path);
+  load_parameters(model, load_safetensors(weights_path).tensors, weights_path);
   const std::string opt_path = (fs::path(dir) / "optimizer.safetensors").string();
   optimizer.load_state(load_safetensors(opt_path).tensors, meta.at("adam_steps").get<int64_t>(), opt_path);
   auto rng = load_safetensors((fs::path(dir) / "rng.safetensors").string());

@@ -83,11 +83,10 @@ namespace {
 // The deterministic micro-batch stream: micro-batch m is batch (m mod B) of epoch m / B.
 class BatchStream {
  public:
-  BatchStream(const std::vector<RenderedChat>& set, const TrainConfig& c, int64_t max_len,
+  BatchStream(const TrainTask& task, const TrainConfig& c,
               const std::function<std::vector<std::vector<int64_t>>(int64_t)>& plan)
-      : set_(set), config_(c), max_len_(max_len), plan_(plan) {
-    for (const auto& ex : set) lengths_.push_back(ex.ids.size());
-    per_epoch_ = (int64_t(set.size()) + c.batch_size - 1) / c.batch_size;
+      : task_(task), config_(c), plan_(plan), lengths_(task.lengths()) {
+    per_epoch_ = (int64_t(lengths_.size()) + c.batch_size - 1) / c.batch_size;
   }
   // The rank's share of global micro-batch `micro`: rows [rank·b, (rank+1)·b) of it, where b is
   // the per-rank batch size (the stream's config holds the global one).
@@ -102,16 +101,15 @@ class BatchStream {
       epoch_ = epoch;
     }
     const auto& global = order_[micro % per_epoch_];
-    if (per_rank <= 0) return make_batch(set_, global, max_len_, pin);
+    if (per_rank <= 0) return task_.batch(global, pin);
     const size_t begin = std::min(global.size(), size_t(rank * per_rank));
     const size_t end = std::min(global.size(), begin + size_t(per_rank));
-    return make_batch(set_, std::vector<int64_t>(global.begin() + begin, global.begin() + end), max_len_, pin);
+    return task_.batch(std::vector<int64_t>(global.begin() + begin, global.begin() + end), pin);
   }
 
  private:
-  const std::vector<RenderedChat>& set_;
+  const TrainTask& task_;
   const TrainConfig& config_;
-  int64_t max_len_;
   std::function<std::vector<std::vector<int64_t>>(int64_t)> plan_;
   int64_t per_epoch_ = 1, epoch_ = -1;
   std::vector<int64_t> lengths_;
@@ -128,19 +126,53 @@ std::string format_duration(double s) {
 
 }  // namespace
 
+ChatTask::ChatTask(Gpt& model, const std::vector<RenderedChat>& train_set, const std::vector<RenderedChat>& valid_set,
+                   int64_t max_len)
+    : model_(model), train_set_(train_set), valid_set_(valid_set),
+      max_len_(max_len > 0 ? std::min(max_len, model->config().n_positions) : model->config().n_positions) {}
+
+std::vector<int64_t> ChatTask::lengths() const {
+  std::vector<int64_t> out;
+  out.reserve(train_set_.size());
+  for (const auto& ex : train_set_) out.push_back(ex.ids.size());
+  return out;
+}
+
+Batch ChatTask::batch(const std::vector<int64_t>& indices, bool pin) const {
+  return make_batch(train_set_, indices, max_len_, pin);
+}
+
+torch::Tensor ChatTask::loss_sum(const Batch& b) {
+  auto logits = model_->forward(b.inputs);  // (B, T, V)
+  return masked_lm_loss_sum(logits, b.targets, b.mask);
+}
+
+std::optional<ValidLog> ChatTask::validate(int64_t batch_size) {
+  if (valid_set_.empty()) return std::nullopt;
+  const auto stats = evaluate_loss(model_, valid_set_, batch_size);
+  return ValidLog{0, stats.loss, stats.perplexity, stats.token_accuracy};
+}
+
 TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
                    const std::vector<RenderedChat>& valid_set, const std::string& run_dir,
                    bool resume, const TrainHooks& hooks) {
+  ChatTask task(model, train_set, valid_set, config.max_seq_len);
+  return train(task, config, run_dir, resume, hooks);
+}
+
+TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string& run_dir, bool resume,
+                   const TrainHooks& hooks) {
   using Clock = std::chrono::steady_clock;
-  if (train_set.empty()) throw TrainingError("the training set is empty");
+  torch::nn::Module& model = task.module();
+  const int64_t num_examples = int64_t(task.lengths().size());
+  if (num_examples == 0) throw TrainingError("the training set is empty");
   config.resolved_device();  // validates the device and precision settings
-  const torch::Device device = model->wte->weight.device();  // cuda:<local rank> in a data-parallel job
+  const auto first = model.parameters();
+  if (first.empty()) throw TrainingError("the model has no parameters");
+  const torch::Device device = first.front().device();  // cuda:<local rank> in a data-parallel job
   if (config.threads > 0) torch::set_num_threads(config.threads);
   if (device.is_cuda()) set_tf32(config.tf32);
   reuse_host_memory();
-  const int64_t max_len = config.max_seq_len > 0
-                              ? std::min(config.max_seq_len, model->config().n_positions)
-                              : model->config().n_positions;
   // Data parallel: every rank walks the same global batches (batch_size × world_size examples)
   // and trains on its slice; gradients and token counts are summed across ranks, so N ranks with
   // batch B take the same steps as one rank with batch N·B.
@@ -149,12 +181,12 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
   const int rank = collective ? collective->rank() : 0;
   TrainConfig global = config;
   global.batch_size = config.batch_size * world;
-  const int64_t total = total_steps(global, train_set.size());
+  const int64_t total = total_steps(global, num_examples);
   const bool pin = device.is_cuda();
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
   std::vector<torch::Tensor> params;
-  for (auto& p : model->named_parameters())
+  for (auto& p : model.named_parameters())
     if (p.value().requires_grad()) named.emplace_back(p.key(), p.value()), params.push_back(p.value());
   AdamW optimizer(named, {config.adam_beta1, config.adam_beta2, config.adam_eps, config.weight_decay});
 
@@ -174,8 +206,8 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
   std::optional<MetricsWriter> metrics;  // rank 0 alone writes the run folder
   if (rank == 0) metrics.emplace((fs::path(run_dir) / "metrics.jsonl").string(), resume ? state.step : -1);
 
-  BatchStream stream(train_set, global, max_len, hooks.epoch_plan);
-  model->train();
+  BatchStream stream(task, global, hooks.epoch_plan);
+  model.train();
   const auto t_start = Clock::now();
   auto t_log = t_start;
   int64_t tokens_since_log = 0;
@@ -185,9 +217,11 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
     const bool last_step = step == total;
 
     // Periodic jobs first: validation, then a checkpoint of the state after `step` updates.
-    if (!valid_set.empty() && ((config.eval_every > 0 && step % config.eval_every == 0 && step > 0) || last_step)) {
-      const auto stats = evaluate_loss(model, valid_set, config.eval_batch_size);
-      ValidLog v{step, stats.loss, stats.perplexity, stats.token_accuracy};
+    const bool validate_now = (config.eval_every > 0 && step % config.eval_every == 0 && step > 0) || last_step;
+    if (const auto valid = validate_now ? task.validate(config.eval_batch_size) : std::nullopt) {
+      ValidLog v = *valid;
+      v.step = step;
+      model.train();
       log()->info("valid step {}/{} | loss {:.4f} | ppl {:.3f} | token_acc {:.4f}", step, total,
                   v.loss, v.perplexity, v.token_accuracy);
       if (metrics) metrics->write({{"type", "valid"}, {"step", step}, {"loss", v.loss},
@@ -222,8 +256,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       torch::Tensor loss;
       {
         AutocastScope autocast(config.precision == "bf16");
-        auto logits = model->forward(b.inputs);  // (B, T, V)
-        loss = masked_lm_loss_sum(logits, b.targets, b.mask) * norm;
+        loss = task.loss_sum(b) * norm;
       }
       if (hooks.regularizer) loss = loss + hooks.regularizer() / double(config.grad_accum);
       loss.backward();
@@ -300,7 +333,7 @@ TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<Rend
       tokens_since_log = 0;
     }
   }
-  model->eval();
+  model.eval();
   summary.steps = state.step;
   summary.skipped_updates = state.skipped_updates;
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();

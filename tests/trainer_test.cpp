@@ -443,7 +443,7 @@ TEST(TrainCheckpoints, KeepsTheNewestAndIgnoresIncompleteFolders) {
   EXPECT_EQ(latest_checkpoint(tmp / "run"), tmp / "run/checkpoints/step-6");
   Gpt other = seeded_model(tiny_model_config(), 9);
   AdamW optimizer({}, {});
-  EXPECT_THROW(load_train_checkpoint(torn.string(), other, optimizer), CheckpointError);
+  EXPECT_THROW(load_train_checkpoint(torn.string(), *other, optimizer), CheckpointError);
   const auto s = train(other, c, data, {}, tmp / "run", true);
   EXPECT_EQ(s.resumed_from_step, 6);
   EXPECT_EQ(s.steps, 7);

@@ -113,6 +113,7 @@ EwcState load_ewc(const std::string& path, torch::nn::Module& model);
 // and write `out` (default <model_dir>/ewc.safetensors) atomically. θ* is the model's weights.
 struct FisherJob {
   std::string model_dir, data, consolidate_with, out;
+  std::string labels;  // mlp with IDX images: the labels of `data`
   FisherOptions options;
   double gamma = 1.0;
   bool bf16 = false;

@@ -17,12 +17,15 @@ namespace retain {
 // one object: the path keys below plus every TrainConfig key, all optional; unknown keys are errors.
 struct FinetuneJob {
   std::string model;  // preset folder (fresh initialisation) or model directory with weights
-  std::string train;  // chat JSONL
-  std::string valid;  // chat JSONL, optional
+  std::string train;  // chat JSONL (gpt family) or feature data (mlp family)
+  std::string valid;  // the same, optional
   std::string out;    // model directory to write
   std::string run_dir;  // run folder; "" = runs/<timestamp>-<out name>
   bool overwrite = false;  // replace an existing `out`
   std::string ewc_state;   // ewc.safetensors for the penalty; "" = <model>/ewc.safetensors
+  // The mlp family reads feature data: train / valid are feature JSONL, or IDX image files whose
+  // labels are in these IDX files.
+  std::string train_labels, valid_labels;
   TrainConfig training;
 
   // Reads a job config object; `what` names its source in errors.

@@ -14,7 +14,10 @@
 #include <torch/torch.h>
 
 #include "retain/checkpoint.h"
+#include "retain/eval.h"
 #include "retain/ewc.h"
+#include "retain/features.h"
+#include "retain/trainer.h"
 
 namespace retain {
 
@@ -86,5 +89,36 @@ struct LoadedMlp {
 // Loads DIR on CPU (CheckpointError when it is not an mlp directory or a parameter is missing or
 // has the wrong shape; ConfigError for a bad config).
 LoadedMlp load_mlp_dir(const std::string& dir, uint64_t init_seed);
+
+// Whether DIR/config.json declares "model_type": "mlp" (false when it is absent or unreadable: the
+// gpt loader then reports the problem).
+bool is_mlp_dir(const std::string& dir);
+
+// Feature data for a classifier of `config`: `path` is feature JSONL, or an IDX image file whose
+// labels are the IDX file `labels_path`. DataError naming the file when there is no labels file for
+// IDX images, a feature count differs from config.input_size, or a label is ≥ num_classes.
+FeatureSet read_features(const std::string& path, const std::string& labels_path, const MlpConfig& config);
+
+// Loss (mean cross-entropy per example), perplexity exp(loss) and accuracy of the classifier on a
+// feature set, in batches on the model's device, under NoGradGuard and eval mode (restored after).
+LossStats evaluate_classifier(MlpClassifier& model, const FeatureSet& set, int64_t batch_size);
+
+// The mlp family through the trainer (trainer.h): mean cross-entropy over examples, every example
+// one trained unit (lengths 1), validation by evaluate_classifier. Holds references: the model and
+// the sets must outlive it.
+class FeatureTask : public TrainTask {
+ public:
+  FeatureTask(MlpClassifier& model, const FeatureSet& train, const FeatureSet& valid);
+  torch::nn::Module& module() override { return *model_; }
+  std::vector<int64_t> lengths() const override;
+  Batch batch(const std::vector<int64_t>& indices, bool pin) const override;
+  torch::Tensor loss_sum(const Batch& batch) override;
+  std::optional<ValidLog> validate(int64_t batch_size) override;
+
+ private:
+  MlpClassifier& model_;
+  const FeatureSet& train_;
+  const FeatureSet& valid_;
+};
 
 }  // namespace retain

@@ -30,12 +30,12 @@ struct TrainerState {
 
 // Writes checkpoints/step-<state.step>/ atomically, then deletes all but the newest `keep`
 // complete checkpoints and any stale temporary folders.
-void save_train_checkpoint(const std::string& run_dir, const TrainerState& state, Gpt& model,
+void save_train_checkpoint(const std::string& run_dir, const TrainerState& state, torch::nn::Module& model,
                            AdamW& optimizer, int64_t keep);
 
 // Restores model, optimizer and RNG from a complete checkpoint folder; returns the state.
 // Throws CheckpointError naming the folder and the problem.
-TrainerState load_train_checkpoint(const std::string& checkpoint_dir, Gpt& model, AdamW& optimizer);
+TrainerState load_train_checkpoint(const std::string& checkpoint_dir, torch::nn::Module& model, AdamW& optimizer);
 
 // Appends one JSON object per line to metrics.jsonl, flushed at once. Opened with
 // `keep_through_step` ≥ 0 (a resume), it first drops records of later steps — written after the

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "retain/batch.h"
 #include "retain/model.h"
 #include "retain/tokenizer.h"
 
@@ -84,7 +85,8 @@ struct StepLog {
 
 struct ValidLog {
   int64_t step = 0;
-  double loss = 0, perplexity = 0, token_accuracy = 0;
+  double loss = 0, perplexity = 0;
+  double token_accuracy = 0;  // share of trained tokens predicted right (a classifier: of examples)
 };
 
 struct TrainHooks {
@@ -117,6 +119,44 @@ struct TrainSummary {
   double seconds = 0;
 };
 
+// What the trainer trains, for any model family: the module, its training examples as host
+// batches, and the summed loss of a batch. ChatTask (below, the gpt family on chat data) and
+// FeatureTask (mlp.h, the mlp family on feature vectors) implement it.
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+  virtual torch::nn::Module& module() = 0;
+  // One length per training example (tokens; 1 for fixed-size examples), for group_by_length.
+  virtual std::vector<int64_t> lengths() const = 0;
+  // The host batch of training examples `indices` (pinned when `pin`): inputs, targets, mask and
+  // the number of trained units (tokens or examples) in trained_tokens.
+  virtual Batch batch(const std::vector<int64_t>& indices, bool pin) const = 0;
+  // The sum of the loss over the trained units of `batch` (on the module's device), as a 0-dim
+  // tensor; the trainer divides by the trained units of the whole step.
+  virtual torch::Tensor loss_sum(const Batch& batch) = 0;
+  // Loss and accuracy on the validation set, or nullopt when there is none. `step` is not set.
+  virtual std::optional<ValidLog> validate(int64_t batch_size) { return std::nullopt; }
+};
+
+// The gpt family on rendered chat examples: masked next-token loss, sequences cut to max_len
+// (0: the model's n_positions) tokens. Holds references: the model and sets must outlive it.
+class ChatTask : public TrainTask {
+ public:
+  ChatTask(Gpt& model, const std::vector<RenderedChat>& train_set, const std::vector<RenderedChat>& valid_set,
+           int64_t max_len);
+  torch::nn::Module& module() override { return *model_; }
+  std::vector<int64_t> lengths() const override;
+  Batch batch(const std::vector<int64_t>& indices, bool pin) const override;
+  torch::Tensor loss_sum(const Batch& batch) override;
+  std::optional<ValidLog> validate(int64_t batch_size) override;
+
+ private:
+  Gpt& model_;
+  const std::vector<RenderedChat>& train_set_;
+  const std::vector<RenderedChat>& valid_set_;
+  int64_t max_len_;
+};
+
 // Optimizer steps the config gives for a training set of `num_examples`.
 int64_t total_steps(const TrainConfig& config, int64_t num_examples);
 
@@ -129,6 +169,9 @@ int64_t total_steps(const TrainConfig& config, int64_t num_examples);
 TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
                    const std::vector<RenderedChat>& valid_set, const std::string& run_dir,
                    bool resume, const TrainHooks& hooks = {});
+// The same loop for any TrainTask (the module on its device; its first parameter says which).
+TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string& run_dir, bool resume,
+                   const TrainHooks& hooks = {});
 
 // Newest complete checkpoint folder of a run ("" when none).
 std::string latest_checkpoint(const std::string& run_dir);

@@ -15,6 +15,7 @@
 #include "retain/ewc.h"
 #include "retain/finetune.h"
 #include "retain/log.h"
+#include "retain/mlp.h"
 #include "retain/model.h"
 
 namespace retain::cli {
@@ -28,7 +29,7 @@ Commands::Commands(CLI::App& app) {
 }
 
 void Commands::add_finetune(CLI::App& app) {
-  finetune_ = app.add_subcommand("finetune", "fine-tune a model directory on chat data");
+  finetune_ = app.add_subcommand("finetune", "fine-tune a model directory (gpt on chat data, mlp on feature data)");
   auto* f = finetune_;
   f->add_option("--config", config_path_, "job config (JSON); flags override its keys");
   f->add_option("--resume", resume_, "continue the run in RUN_DIR from its newest complete checkpoint");
@@ -37,8 +38,10 @@ void Commands::add_finetune(CLI::App& app) {
                 "--batch-size is per worker")->capture_default_str();
   const std::vector<std::pair<std::string, std::string>> paths = {
       {"model", "preset folder (fresh init) or model directory with weights"},
-      {"train", "training data (chat JSONL)"},
-      {"valid", "validation data (chat JSONL), evaluated every --eval-every steps"},
+      {"train", "training data: chat JSONL (gpt); feature JSONL or IDX images (mlp)"},
+      {"valid", "validation data, evaluated every --eval-every steps"},
+      {"train_labels", "mlp with IDX images: the IDX labels of --train"},
+      {"valid_labels", "mlp with IDX images: the IDX labels of --valid"},
       {"out", "model directory to write"},
       {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out>"},
       {"ewc_state", "ewc.safetensors for the EWC penalty (default: <model>/ewc.safetensors when --ewc-lambda > 0)"}};
@@ -51,9 +54,10 @@ void Commands::add_finetune(CLI::App& app) {
 }
 
 void Commands::add_eval(CLI::App& app) {
-  eval_ = app.add_subcommand("eval", "evaluate a model on a chat test set");
+  eval_ = app.add_subcommand("eval", "evaluate a model on a test set (chat; features for an mlp)");
   eval_->add_option("--model", model_, "model directory (or preset, freshly initialised with --seed)")->required();
-  eval_->add_option("--test", test_, "test data (chat JSONL)")->required();
+  eval_->add_option("--test", test_, "test data: chat JSONL; feature JSONL or IDX images for an mlp")->required();
+  eval_->add_option("--test-labels", labels_, "mlp with IDX images: the IDX labels of --test");
   eval_->add_flag("--json", json_, "print the metrics as JSON");
   eval_->add_option("--batch-size", batch_size_, "examples per batch")->capture_default_str();
   eval_->add_option("--max-new-tokens", max_new_tokens_, "longest generated reply")->capture_default_str();
@@ -88,7 +92,9 @@ void Commands::add_fisher(CLI::App& app) {
   fisher_ = app.add_subcommand("fisher", "estimate the diagonal Fisher of a model directory and write its ewc.safetensors");
   auto* f = fisher_;
   f->add_option("--model", model_, "model directory with weights (θ* is its weights)")->required();
-  f->add_option("--data", test_, "chat JSONL the Fisher is estimated on")->required();
+  f->add_option("--data", test_, "data the Fisher is estimated on: chat JSONL; feature JSONL or IDX images (mlp)")
+      ->required();
+  f->add_option("--labels", labels_, "mlp with IDX images: the IDX labels of --data");
   f->add_option("--estimator", estimator_, "empirical | true | batch")->capture_default_str();
   f->add_option("--samples", fisher_samples_, "examples used (picked with --seed); 0 or more than the data = all")->capture_default_str();
   f->add_option("--samples-per-example", samples_per_example_, "sampled targets per example (true Fisher)")->capture_default_str();
@@ -146,6 +152,20 @@ int Commands::finetune() {
 }
 
 int Commands::eval() {
+  if (is_mlp_dir(model_)) {
+    auto loaded = load_mlp_dir(model_, seed_);
+    const FeatureSet set = read_features(test_, labels_, loaded.config);
+    loaded.model->to(parse_device(device_));
+    const LossStats s = evaluate_classifier(loaded.model, set, batch_size_);
+    if (json_) {
+      std::cout << nlohmann::json({{"model", model_}, {"test", test_}, {"examples", s.examples}, {"loss", s.loss},
+                                   {"perplexity", s.perplexity}, {"accuracy", s.token_accuracy}}).dump(2) << "\n";
+    } else {
+      std::printf("model %s (mlp) | test %s | %ld examples\nloss %.4f | accuracy %.4f\n", model_.c_str(),
+                  test_.c_str(), long(s.examples), s.loss, s.token_accuracy);
+    }
+    return kExitOk;
+  }
   auto loaded = load_model_dir(model_, seed_);
   loaded.model->to(parse_device(device_));
   const auto examples = read_chat_file(test_);
@@ -217,6 +237,7 @@ int Commands::fisher() {
   FisherJob job;
   job.model_dir = model_;
   job.data = test_;
+  job.labels = labels_;
   job.consolidate_with = consolidate_with_;
   job.out = ewc_out_;
   job.options.estimator = parse_estimator(estimator_);
