@@ -81,6 +81,7 @@ Collective::Collective(const DistEnv& env, const torch::Device& device, std::chr
     if (device.is_cuda()) {
 #ifdef USE_C10D_NCCL
       auto o = c10d::ProcessGroupNCCL::Options::create();
+      o->timeout = timeout;
       impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, o);
 #else
       throw TrainingError("this build of retain has no NCCL backend (LibTorch without USE_C10D_NCCL)");

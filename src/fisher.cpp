@@ -47,7 +47,9 @@ std::vector<int64_t> pick(int64_t count, int64_t n, uint64_t seed) {
 // belongs to rank k mod world size and the sums are all-reduced before the mean.
 class Shard {
  public:
-  explicit Shard(const FisherOptions& options) : collective_(options.collective) {}
+  explicit Shard(const FisherOptions& options) : collective_(options.collective) {
+    if (options.batch_size < 1) throw ConfigError("Fisher batch_size must be at least 1");
+  }
   bool mine(int64_t batch) const {
     return collective_ == nullptr || batch % collective_->world_size() == collective_->rank();
   }

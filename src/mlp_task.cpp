@@ -40,6 +40,7 @@ FeatureSet read_features(const std::string& path, const std::string& labels_path
 }
 
 LossStats evaluate_classifier(MlpClassifier& model, const FeatureSet& set, int64_t batch_size) {
+  if (batch_size < 1) throw ConfigError("evaluation batch_size must be at least 1");
   LossStats stats;
   stats.examples = set.size();
   if (set.size() == 0) return stats;

@@ -84,6 +84,32 @@ void clean_workspace(Workspace& ws, Registry& registry, ReplayBuffer& buffer, co
   }
 }
 
+// The mlp config of a version folder, or nothing for the gpt family (its data are chats).
+std::optional<MlpConfig> classifier_of(const std::string& model_dir) {
+  if (!is_mlp_dir(model_dir)) return std::nullopt;
+  const std::string path = (fs::path(model_dir) / "config.json").string();
+  return MlpConfig::from_json(load_json_file(path), path);
+}
+
+// The round's new data, read and validated: chats, or feature rows for the mlp family.
+struct NewData {
+  std::vector<ChatExample> chats;
+  std::vector<ReplayRow> rows;
+  int64_t size() const { return chats.empty() ? int64_t(rows.size()) : int64_t(chats.size()); }
+  void stage(ReplayBuffer& buffer, const std::string& run_id, const AddOptions& options) const {
+    if (rows.empty()) buffer.stage(run_id, chats, options);
+    else buffer.stage_rows(run_id, rows, options);
+  }
+};
+
+NewData read_new_data(const std::string& path, const std::optional<MlpConfig>& classifier) {
+  NewData d;
+  if (classifier) d.rows = feature_replay_rows(read_features(path, "", *classifier));
+  else d.chats = read_chat_file(path);
+  if (d.size() == 0) throw DataError(path + ": no examples");
+  return d;
+}
+
 VersionRecord base_version(Registry& registry, const std::string& base) {
   if (!base.empty()) return registry.get(base);
   auto production = registry.production();
@@ -118,31 +144,20 @@ std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const MlpConfi
   return out;
 }
 
-// A classifier's scores on a feature test set (accuracy, loss, perplexity).
-std::vector<Score> classifier_scores(MlpClassifier& model, const LoadedTestSet& t, const RoundConfig::Eval& eval) {
-  const LossStats s = evaluate_classifier(model, t.features, eval.batch_size);
-  return {{t.config->name, "accuracy", s.token_accuracy, t.hash},
-          {t.config->name, "loss", s.loss, t.hash},
-          {t.config->name, "perplexity", s.perplexity, t.hash}};
-}
-
 double metric_value(const EvalResult& r, const std::string& metric) {
+  if (metric == "accuracy") return r.loss.token_accuracy;  // a classifier's accuracy
   if (metric == "loss") return r.loss.loss;
   if (metric == "perplexity") return r.loss.perplexity;
   if (metric == "token_accuracy") return r.loss.token_accuracy;
   if (metric == "exact_match") return r.exact_match;
-  throw ConfigError("metric " + metric + " is not measured on chat test sets");
-}
-
-EvalResult measure(Gpt& model, const Tokenizer& tokenizer, const LoadedTestSet& t, const RoundConfig::Eval& eval) {
-  EvalOptions o;
-  o.batch_size = eval.batch_size;
-  o.max_new_tokens = eval.max_new_tokens;
-  o.exact_match = t.config->metric == "exact_match";  // generation is the slow part: only when judged on it
-  return evaluate(model, tokenizer, t.examples, o);
+  throw ConfigError("metric " + metric + " is not measured on this test set");
 }
 
 std::vector<Score> to_scores(const LoadedTestSet& t, const EvalResult& r) {
+  if (t.features.size() > 0)
+    return {{t.config->name, "accuracy", r.loss.token_accuracy, t.hash},
+            {t.config->name, "loss", r.loss.loss, t.hash},
+            {t.config->name, "perplexity", r.loss.perplexity, t.hash}};
   std::vector<Score> out = {{t.config->name, "loss", r.loss.loss, t.hash},
                             {t.config->name, "perplexity", r.loss.perplexity, t.hash},
                             {t.config->name, "token_accuracy", r.loss.token_accuracy, t.hash}};
@@ -153,35 +168,21 @@ std::vector<Score> to_scores(const LoadedTestSet& t, const EvalResult& r) {
 std::map<std::string, double> stored_or_measured(Registry& registry, const std::string& workspace,
                                                  const std::string& model_id, const std::vector<LoadedTestSet>& sets,
                                                  const RoundConfig::Eval& eval, const std::string& device,
-                                                 Gpt* loaded, const Tokenizer* tokenizer) {
+                                                 RoundModel* loaded) {
   std::map<std::string, double> out;
-  std::optional<LoadedModel> own;
-  std::optional<LoadedMlp> classifier;
+  std::unique_ptr<RoundModel> own;
   for (const auto& t : sets) {
     if (auto s = registry.score(model_id, t.config->name, t.config->metric, t.hash)) {
       out[t.config->name] = *s;
       continue;
     }
-    if (t.features.size() > 0) {  // the mlp family
-      if (!classifier) {
-        classifier = load_mlp_dir((fs::path(workspace) / registry.get(model_id).model_dir).string(), 0);
-        classifier->model->to(parse_device(device));
-      }
-      log()->info("measuring {} on test set {} (no stored score for this data)", model_id, t.config->name);
-      const auto scores = classifier_scores(classifier->model, t, eval);
-      registry.set_scores(model_id, scores);
-      for (const Score& s : scores)
-        if (s.metric == t.config->metric) out[t.config->name] = s.value;
-      continue;
-    }
     if (loaded == nullptr) {
-      own = load_model_dir((fs::path(workspace) / registry.get(model_id).model_dir).string(), 0);
-      own->model->to(parse_device(device));
-      loaded = &own->model;
-      tokenizer = own->tokenizer.get();
+      own = load_round_model((fs::path(workspace) / registry.get(model_id).model_dir).string(), 0);
+      own->module().to(parse_device(device));
+      loaded = own.get();
     }
     log()->info("measuring {} on test set {} (no stored score for this data)", model_id, t.config->name);
-    const EvalResult r = measure(*loaded, *tokenizer, t, eval);
+    const EvalResult r = loaded->evaluate(t, eval);
     registry.set_scores(model_id, to_scores(t, r));
     out[t.config->name] = metric_value(r, t.config->metric);
   }
@@ -196,8 +197,7 @@ namespace {
 // With a collective (a data-parallel round), this is rank 0: it alone touches the workspace;
 // the other ranks (follow_round) train their share, join the sharded Fisher, and wait.
 RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
-                   const std::vector<detail::LoadedTestSet>& sets, const std::vector<ChatExample>& new_examples,
-                   const std::vector<ChatExample>& replay_examples, bool resume, const TrainHooks& user_hooks,
+                   const std::vector<detail::LoadedTestSet>& sets, bool resume, const TrainHooks& user_hooks,
                    Clock::time_point t0, Collective* collective) {
   const RoundConfig& c = s.config;
   const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
@@ -205,38 +205,38 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
   const torch::Device device = DistEnv::from_env().device_for_rank(c.training.resolved_device());
 
-  LoadedModel loaded = load_model_dir(base_dir, c.training.seed);
-  loaded.model->to(device);
-  Gpt& model = loaded.model;
-  const Tokenizer& tokenizer = *loaded.tokenizer;
+  // The base of either family, with the round's mix: the new data, then the replayed examples.
+  const std::unique_ptr<detail::RoundModel> model = detail::load_round_model(base_dir, c.training.seed);
+  model->set_mix(s.data, (fs::path(run_dir) / kReplayFile).string(), c.training.max_seq_len);
+  model->module().to(device);
   std::optional<EwcState> base_ewc;
-  if (fs::exists(fs::path(base_dir) / kEwcFile)) base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), *model);
+  if (fs::exists(fs::path(base_dir) / kEwcFile))
+    base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), model->module());
 
   RoundResult result;
   result.run_id = s.run_id;
   result.model_id = s.model_id;
   result.version = s.version;
   result.base_model_id = s.base_model_id;
-  result.new_examples = new_examples.size();
-  result.replay_examples = replay_examples.size();
+  const auto& strata = model->strata();
+  result.replay_examples = std::count(strata.begin(), strata.end(), 1);
+  result.new_examples = int64_t(strata.size()) - result.replay_examples;
 
   // The scores to beat: the base's (for the table) and production's (for the gate), measured
   // before training while the model still holds the base's weights.
   const auto base_scores = detail::stored_or_measured(registry, ws.dir(), s.base_model_id, sets, c.eval,
-                                                      c.training.device, &model, &tokenizer);
+                                                      c.training.device, model.get());
   const auto production = registry.production();
   result.production_model_id = production ? production->model_id : "";
   std::map<std::string, double> production_scores;
   if (production && production->model_id == s.base_model_id) production_scores = base_scores;
   else if (production)
     production_scores = detail::stored_or_measured(registry, ws.dir(), production->model_id, sets, c.eval,
-                                                   c.training.device, nullptr, nullptr);
+                                                   c.training.device, nullptr);
 
   // Train on the mix: stratified batches keep new and replayed examples in proportion.
   const TrainConfig& tc = c.training;
-  detail::RoundTraining training(model, tokenizer, c, base_ewc, s.base_model_id, new_examples, replay_examples,
-                                 user_hooks, collective);
-  const std::vector<RenderedChat>& mix = training.mix;
+  detail::RoundTraining training(*model, c, base_ewc, s.base_model_id, user_hooks, collective);
   const int64_t kill_step = tc.checkpoint_every > 0 ? tc.checkpoint_every + 1 : 1;
   training.hooks.on_progress = [&user_hooks, kill_step](int64_t step, int64_t total) {
     if (step == kill_step) fault_point("training");
@@ -247,7 +247,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     collective->publish(detail::kRoundKey, nlohmann::json({{"run_dir", run_dir}, {"base_dir", base_dir},
                                                            {"from_checkpoint", from_checkpoint}}).dump());
   }
-  result.training = train(model, tc, mix, {}, run_dir, from_checkpoint, training.hooks);
+  result.training = train(model->task(), tc, run_dir, from_checkpoint, training.hooks);
   fault_point("trained");
 
   // Evaluate and judge.
@@ -258,7 +258,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     row.name = t.config->name;
     row.metric = t.config->metric;
     row.data_hash = t.hash;
-    row.candidate = detail::measure(model, tokenizer, t, c.eval);
+    row.candidate = model->evaluate(t, c.eval);
     row.base[t.config->metric] = base_scores.at(t.config->name);
     candidate[t.config->name] = detail::metric_value(row.candidate, t.config->metric);
     for (auto& sc : detail::to_scores(t, row.candidate)) candidate_scores.push_back(sc);
@@ -275,16 +275,16 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   const nlohmann::json card = {{"created_by", "retain train"}, {"model_id", s.model_id},
                                {"parent_model_id", s.base_model_id}, {"run_id", s.run_id},
                                {"settings", s.config_json}};
-  save_model_dir(staging, loaded.config, model, tokenizer, false, card);
+  model->save(staging, card);
   if (result.gate.passed) {
     fault_point("version_partial");
     const auto tf = Clock::now();
     FisherOptions fo = c.ewc.fisher;
     fo.collective = collective;  // each rank estimates on its share of the mix
-    const TensorMap fisher = estimate_fisher(model, mix, fo);
-    EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, parameter_tensors(*model), c.ewc.gamma);
+    const TensorMap fisher = model->fisher(fo);
+    EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, parameter_tensors(model->module()), c.ewc.gamma);
     state.estimator = estimator_name(fo.estimator);
-    state.num_samples = std::min<int64_t>(fo.num_samples, mix.size());
+    state.num_samples = std::min<int64_t>(fo.num_samples, strata.size());
     state.data_hash = s.data_hash;
     save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16);
     result.fisher_seconds = std::chrono::duration<double>(Clock::now() - tf).count();
@@ -340,20 +340,19 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   const DistEnv env = DistEnv::from_env();
   if (env.distributed() && env.rank != 0) return detail::follow_round(env, config.training.device);
   const auto t0 = Clock::now();
-  // 1. Everything that can be wrong with the input is checked before anything changes.
-  const auto new_examples = read_chat_file(options.data);
-  if (new_examples.empty()) throw DataError(options.data + ": no examples");
-  const auto sets = detail::load_test_sets(config.gate);
   const torch::Device device = env.device_for_rank(config.training.resolved_device());
-  std::unique_ptr<Collective> collective;
-  if (env.distributed()) collective = std::make_unique<Collective>(env, device, detail::kRoundGroupTimeout);
-
   Workspace ws = Workspace::open(options.workspace);
   WorkspaceLock lock = WorkspaceLock::acquire(ws.dir(), "retain train", options.lock_wait_s);
   Registry registry(ws.db());
   ReplayBuffer buffer(ws.db());
-  // 2. The base.
+  // 1. The base, whose family says what the data are; everything that can be wrong with the input
+  // is checked before anything changes.
   const VersionRecord base = base_version(registry, options.base);
+  const auto classifier = classifier_of((fs::path(ws.dir()) / base.model_dir).string());
+  const NewData new_data = read_new_data(options.data, classifier);
+  const auto sets = detail::load_test_sets(config.gate, classifier ? &*classifier : nullptr);
+  std::unique_ptr<Collective> collective;
+  if (env.distributed()) collective = std::make_unique<Collective>(env, device, detail::kRoundGroupTimeout);
   if (config.ewc.lambda > 0 && !fs::exists(fs::path(ws.dir()) / base.model_dir / kEwcFile))
     throw ConfigError("ewc.lambda is " + std::to_string(config.ewc.lambda) + " but base " + base.model_id +
                       " has no " + kEwcFile + " (compute it with `retain fisher` before `retain import`, or set "
@@ -381,27 +380,25 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
 
   // 3. The mix: replayed examples drawn before the new ones are staged (never replaying themselves).
   SampleOptions so;
-  so.n = replay_count(new_examples.size(), config.replay.ratio);
+  so.n = replay_count(new_data.size(), config.replay.ratio);
   so.seed = config.training.seed;
   so.strategy = config.replay.strategy;
   so.per_topic_cap = config.replay.per_topic_cap;
   std::string replay_jsonl;
-  std::vector<ChatExample> replay_examples;
-  for (const auto& row : buffer.sample(so)) replay_jsonl += row.json + "\n";
+  const auto replayed = buffer.sample(so);
+  for (const auto& row : replayed) replay_jsonl += row.json + "\n";
   write_file_atomic((run_dir / kReplayFile).string(), replay_jsonl);
-  replay_examples = read_chat_file((run_dir / kReplayFile).string());
-  if (int64_t(replay_examples.size()) < so.n)
+  if (int64_t(replayed.size()) < so.n)
     log()->warn("the replay buffer holds {} of the {} examples the ratio {} asks for; replaying all of them",
-                replay_examples.size(), so.n, config.replay.ratio);
+                replayed.size(), so.n, config.replay.ratio);
   AddOptions ao;
   ao.source = s.model_id;
-  buffer.stage(s.run_id, new_examples, ao);
+  new_data.stage(buffer, s.run_id, ao);
   write_file_atomic((run_dir / kRoundFile).string(), state_json(s).dump(2) + "\n");
   fault_point("staged");
   log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
-              new_examples.size(), replay_examples.size(), run_dir.string());
-  return finish(ws, registry, buffer, s, sets, new_examples, replay_examples, false, options.hooks, t0,
-                collective.get());
+              new_data.size(), replayed.size(), run_dir.string());
+  return finish(ws, registry, buffer, s, sets, false, options.hooks, t0, collective.get());
 }
 
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
@@ -443,16 +440,16 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   s.promote = j.at("promote").get<bool>();
   if ("sha256:" + sha256_file_hex(s.data) != s.data_hash)
     throw DataError(s.data + ": changed since run " + run_id + " started; a resumed round must train on the same data");
-  const auto new_examples = read_chat_file(s.data);
-  const auto replay_examples = read_chat_file((run_dir / kReplayFile).string());
+  const auto classifier = classifier_of((fs::path(ws.dir()) / registry.get(s.base_model_id).model_dir).string());
+  const NewData new_data = read_new_data(s.data, classifier);
+  const auto sets = detail::load_test_sets(s.config.gate, classifier ? &*classifier : nullptr);
   clean_workspace(ws, registry, buffer, run_id);
   buffer.discard_stage(run_id);
   AddOptions ao;
   ao.source = s.model_id;
-  buffer.stage(run_id, new_examples, ao);
+  new_data.stage(buffer, run_id, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
-  return finish(ws, registry, buffer, s, detail::load_test_sets(s.config.gate), new_examples, replay_examples, true,
-                options.hooks, t0, collective.get());
+  return finish(ws, registry, buffer, s, sets, true, options.hooks, t0, collective.get());
 }
 
 std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {

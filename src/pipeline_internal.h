@@ -31,32 +31,49 @@ struct LoadedTestSet {
 // each set's metric first (ConfigError): accuracy for classifiers, never for chat sets; a
 // classifier is judged on accuracy, loss or perplexity.
 std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const MlpConfig* classifier = nullptr);
-// The value of `metric` in an evaluation (ConfigError for one chat sets do not measure).
+// The value of `metric` in an evaluation (ConfigError for one the set does not measure). A
+// classifier's evaluation keeps its accuracy in loss.token_accuracy.
 double metric_value(const EvalResult& result, const std::string& metric);
-// Evaluates a test set, generating replies only when it is judged on exact_match.
-EvalResult measure(Gpt& model, const Tokenizer& tokenizer, const LoadedTestSet& set, const RoundConfig::Eval& eval);
-// Every metric measured, as registry scores.
+// Every metric measured, as registry scores (a classifier's: accuracy, loss, perplexity).
 std::vector<Score> to_scores(const LoadedTestSet& set, const EvalResult& result);
+
+// The model family's side of a round (pipeline_models.cpp): a version's model; its scores on test
+// sets; and, once set_mix is called, the round's mix (new examples, then replayed ones, as the
+// trainer's task), the Fisher on it, and the version folder.
+class RoundModel {
+ public:
+  virtual ~RoundModel() = default;
+  virtual torch::nn::Module& module() = 0;
+  // For the mlp family its config (test sets and data are feature files), else nullptr.
+  virtual const MlpConfig* classifier() const { return nullptr; }
+  // Evaluates a test set (a chat set generates replies only when judged on exact_match).
+  virtual EvalResult evaluate(const LoadedTestSet& set, const RoundConfig::Eval& eval) = 0;
+  // The mix: `new_file` (the round's data) and `replay_file` (the replayed JSON lines).
+  virtual void set_mix(const std::string& new_file, const std::string& replay_file, int64_t max_seq_len) = 0;
+  virtual TrainTask& task() = 0;
+  virtual const std::vector<int>& strata() const = 0;  // per mix example: 0 new, 1 replayed
+  virtual TensorMap fisher(const FisherOptions& options) = 0;
+  virtual void save(const std::string& dir, const nlohmann::json& card) = 0;
+};
+// The model directory `dir` of either family, on the CPU (a preset is initialised from `seed`).
+std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t seed);
+
 // A version's score on each set's metric: stored in the registry when measured on the same data,
 // otherwise measured now (with `model` when given, else loaded from the version's folder) and stored.
 std::map<std::string, double> stored_or_measured(Registry& registry, const std::string& workspace,
                                                  const std::string& model_id, const std::vector<LoadedTestSet>& sets,
                                                  const RoundConfig::Eval& eval, const std::string& device,
-                                                 Gpt* model, const Tokenizer* tokenizer);
+                                                 RoundModel* model);
 
-// The round's training, set up the same way on every rank: the mix (new examples, then the
-// replayed ones) with its strata, stratified global batches (batch_size × world size), the EWC
-// penalty from the base's state, and the trainer hooks. Not copyable: the hooks refer to members.
+// The round's training, set up the same way on every rank: stratified global batches of the
+// model's mix (batch_size × world size), the EWC penalty from the base's state, and the trainer
+// hooks. Not copyable: the hooks refer to members.
 struct RoundTraining {
-  std::vector<RenderedChat> mix;
-  std::vector<int> strata;
   std::optional<EwcPenalty> penalty;
   TrainHooks hooks;
 
-  RoundTraining(Gpt& model, const Tokenizer& tokenizer, const RoundConfig& config,
-                const std::optional<EwcState>& base_ewc, const std::string& base_model_id,
-                const std::vector<ChatExample>& new_examples, const std::vector<ChatExample>& replay_examples,
-                const TrainHooks& user_hooks, Collective* collective);
+  RoundTraining(RoundModel& model, const RoundConfig& config, const std::optional<EwcState>& base_ewc,
+                const std::string& base_model_id, const TrainHooks& user_hooks, Collective* collective);
   RoundTraining(const RoundTraining&) = delete;
   RoundTraining& operator=(const RoundTraining&) = delete;
 };

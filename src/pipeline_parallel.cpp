@@ -15,24 +15,20 @@ namespace retain::detail {
 
 namespace fs = std::filesystem;
 
-RoundTraining::RoundTraining(Gpt& model, const Tokenizer& tokenizer, const RoundConfig& config,
-                             const std::optional<EwcState>& base_ewc, const std::string& base_model_id,
-                             const std::vector<ChatExample>& new_examples,
-                             const std::vector<ChatExample>& replay_examples, const TrainHooks& user_hooks,
-                             Collective* collective) {
-  for (const auto& ex : new_examples) mix.push_back(tokenizer.render(ex)), strata.push_back(0);
-  for (const auto& ex : replay_examples) mix.push_back(tokenizer.render(ex)), strata.push_back(1);
+RoundTraining::RoundTraining(RoundModel& model, const RoundConfig& config, const std::optional<EwcState>& base_ewc,
+                             const std::string& base_model_id, const TrainHooks& user_hooks, Collective* collective) {
   hooks = user_hooks;
   hooks.collective = collective;
   // The trainer walks global batches (every rank the same), each rank training on its slice.
   const int64_t global_batch = config.training.batch_size * (collective ? collective->world_size() : 1);
   const uint64_t seed = config.training.seed;
-  hooks.epoch_plan = [this, global_batch, seed](int64_t epoch) {
+  const std::vector<int>& strata = model.strata();
+  hooks.epoch_plan = [&strata, global_batch, seed](int64_t epoch) {
     return stratified_epoch_batches(strata, global_batch, seed, epoch);
   };
   if (config.ewc.lambda > 0) {
     if (!base_ewc) throw ConfigError("ewc.lambda > 0 but base " + base_model_id + " has no " + kEwcFile);
-    penalty.emplace(*model, *base_ewc, config.ewc.lambda);
+    penalty.emplace(model.module(), *base_ewc, config.ewc.lambda);
     hooks.gradient_regularizer = [this] { return penalty->add_gradient(); };
   }
 }
@@ -47,25 +43,27 @@ RoundResult follow_round(const DistEnv& env, const std::string& config_device) {
   const nlohmann::json state = load_json_file(round_path);
   const RoundConfig config = RoundConfig::from_json(state.at("config"), round_path);
 
-  const auto new_examples = read_chat_file(state.at("data").get<std::string>());
-  const auto replay_examples = read_chat_file((fs::path(run_dir) / kReplayFile).string());
-  LoadedModel loaded = load_model_dir(base_dir, config.training.seed);
-  loaded.model->to(device);
+  // The same model and mix as rank 0: the base, the new data, the replayed examples.
+  const std::unique_ptr<RoundModel> model = load_round_model(base_dir, config.training.seed);
+  model->set_mix(state.at("data").get<std::string>(), (fs::path(run_dir) / kReplayFile).string(),
+                 config.training.max_seq_len);
+  model->module().to(device);
   std::optional<EwcState> base_ewc;
-  if (fs::exists(fs::path(base_dir) / kEwcFile)) base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), *loaded.model);
-  RoundTraining training(loaded.model, *loaded.tokenizer, config, base_ewc, state.at("base_model_id").get<std::string>(),
-                         new_examples, replay_examples, TrainHooks{}, &collective);
+  if (fs::exists(fs::path(base_dir) / kEwcFile))
+    base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), model->module());
+  RoundTraining training(*model, config, base_ewc, state.at("base_model_id").get<std::string>(), TrainHooks{},
+                         &collective);
 
   RoundResult result;
   result.run_id = state.at("run_id").get<std::string>();
   result.model_id = state.at("model_id").get<std::string>();
-  result.training = train(loaded.model, config.training, training.mix, {}, run_dir,
-                          round.at("from_checkpoint").get<bool>(), training.hooks);
+  result.training = train(model->task(), config.training, run_dir, round.at("from_checkpoint").get<bool>(),
+                          training.hooks);
   // Rank 0 evaluates and judges alone; on a pass every rank estimates the Fisher on its share.
   if (collective.agree(false, device)) {
     FisherOptions fo = config.ewc.fisher;
     fo.collective = &collective;
-    estimate_fisher(loaded.model, training.mix, fo);
+    model->fisher(fo);
   }
   collective.barrier();
   result.status = "follower";

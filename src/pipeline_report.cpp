@@ -124,10 +124,10 @@ RegateResult regate(const std::string& workspace, const std::string& model_id, c
   std::optional<MlpConfig> classifier;
   if (is_mlp_dir(dir)) classifier = load_mlp_dir(dir, 0).config;
   const auto sets = detail::load_test_sets(gate, classifier ? &*classifier : nullptr);
-  r.candidate = detail::stored_or_measured(registry, ws.dir(), model_id, sets, eval, device, nullptr, nullptr);
+  r.candidate = detail::stored_or_measured(registry, ws.dir(), model_id, sets, eval, device, nullptr);
   if (auto production = registry.production(); production && production->model_id != model_id) {
     r.production_model_id = production->model_id;
-    r.production = detail::stored_or_measured(registry, ws.dir(), production->model_id, sets, eval, device, nullptr, nullptr);
+    r.production = detail::stored_or_measured(registry, ws.dir(), production->model_id, sets, eval, device, nullptr);
   } else if (production) {
     r.production_model_id = production->model_id;
     log()->info("{} is production: the gate checks only the minimum scores", model_id);

@@ -58,7 +58,16 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
   std::optional<HfGpt2Model> hf;
   if (options.from_hf) hf = read_hf_gpt2(options.source_dir);
   else check_source(options.source_dir);
-  if (!options.replay_files.empty()) detail::validate_files(options.replay_files);
+  // Replay data: chat JSONL, or feature JSONL for an mlp (checked against its input and classes).
+  std::vector<ReplayRow> feature_rows;
+  const bool mlp = !options.from_hf && is_mlp_dir(options.source_dir);
+  if (mlp) {
+    const MlpConfig config = load_mlp_dir(options.source_dir, 0).config;
+    for (const std::string& file : options.replay_files)
+      for (auto& row : feature_replay_rows(read_features(file, "", config))) feature_rows.push_back(std::move(row));
+  } else if (!options.replay_files.empty()) {
+    detail::validate_files(options.replay_files);
+  }
 
   // A round cleans up version folders that no row refers to: the copy below is such a folder
   // until the transaction commits, so no round may run meanwhile.
@@ -101,7 +110,9 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
     if (!options.replay_files.empty()) {
       AddOptions add_options;
       add_options.source = id;
-      const AddResult added = ReplayBuffer(workspace.db()).add_files(options.replay_files, add_options);
+      ReplayBuffer buffer(workspace.db());
+      const AddResult added = mlp ? buffer.add_rows(feature_rows, add_options)
+                                  : buffer.add_files(options.replay_files, add_options);
       result.replay_added = added.added;
       result.replay_duplicates = added.duplicates;
     }

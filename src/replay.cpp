@@ -22,15 +22,38 @@ int64_t unix_now() {
       .count();
 }
 
-PreparedRow prepare_row(const ChatExample& example) {
+PreparedRow prepare_row(const ChatExample& example) { return replay_row(example); }
+
+}  // namespace detail
+
+ReplayRow replay_row(const ChatExample& example) {
   static const ByteTokenizer kTokenizer;
-  PreparedRow row;
+  ReplayRow row;
   row.hash = replay_hash(example);
   row.topic = replay_topic(example);
   row.tokens = static_cast<int64_t>(kTokenizer.render(example).ids.size());
   row.json = to_jsonl(example);
   return row;
 }
+
+std::vector<ReplayRow> feature_replay_rows(const FeatureSet& set) {
+  std::vector<ReplayRow> rows;
+  rows.reserve(set.size());
+  const torch::Tensor x = set.x.contiguous().to(torch::kFloat);
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const float* f = x[i].data_ptr<float>();
+    const int64_t label = set.y[i].item<int64_t>();
+    ReplayRow row;
+    row.json = nlohmann::json({{"features", std::vector<float>(f, f + x.size(1))}, {"label", label}}).dump();
+    row.hash = sha256(row.json);
+    row.topic = "class " + std::to_string(label);
+    row.tokens = x.size(1);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+namespace detail {
 
 StoredExample read_stored(const Statement& s) {
   StoredExample e;
@@ -154,13 +177,35 @@ AddResult ReplayBuffer::add(const std::vector<ChatExample>& examples, const AddO
 
 AddResult ReplayBuffer::add_stream(const std::function<bool(ChatExample&)>& next,
                                    const AddOptions& options) {
+  ChatExample example;
+  return add_prepared(
+      [&](ReplayRow& row) {
+        if (!next(example)) return false;
+        row = detail::prepare_row(example);
+        return true;
+      },
+      options);
+}
+
+AddResult ReplayBuffer::add_rows(const std::vector<ReplayRow>& rows, const AddOptions& options) {
+  size_t i = 0;
+  return add_prepared(
+      [&](ReplayRow& row) {
+        if (i >= rows.size()) return false;
+        row = rows[i++];
+        return true;
+      },
+      options);
+}
+
+AddResult ReplayBuffer::add_prepared(const std::function<bool(ReplayRow&)>& next, const AddOptions& options) {
   AddResult result;
   Transaction txn(db_);
   detail::BufferWriter writer(db_);
-  ChatExample example;
-  while (next(example)) {
+  ReplayRow row;
+  while (next(row)) {
     ++result.read;
-    if (writer.insert(detail::prepare_row(example), options.source)) ++result.added;
+    if (writer.insert(row, options.source)) ++result.added;
     if (options.on_row) options.on_row(result.read);
   }
   writer.flush();

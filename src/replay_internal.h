@@ -82,12 +82,7 @@ void shuffle(std::vector<T>& items, Rng& rng) {
 }
 
 // An example ready to store: what the buffer derives from it once.
-struct PreparedRow {
-  Sha256Digest hash;
-  std::string topic;
-  int64_t tokens = 0;
-  std::string json;
-};
+using PreparedRow = ReplayRow;
 PreparedRow prepare_row(const ChatExample& example);
 
 // The only writer of the buffer's tables: rows in replay_examples with their dense slot and

@@ -15,18 +15,17 @@
 namespace retain {
 namespace {
 
-// Stores what `next` yields under `stage`, in one transaction.
-int64_t stage_stream(Database& db, const std::string& stage,
-                     const std::function<bool(ChatExample&)>& next, const AddOptions& options) {
+// Stores the rows `next` yields under `stage`, in one transaction.
+int64_t stage_prepared(Database& db, const std::string& stage, const std::function<bool(ReplayRow&)>& next,
+                       const AddOptions& options) {
   Transaction txn(db);
   auto ins = db.prepare(
       "INSERT INTO replay_staged (stage, hash, topic, source, tokens, staged_at, json) "
       "VALUES (?, ?, ?, ?, ?, ?, ?)");
   const int64_t now = detail::unix_now();
   int64_t count = 0;
-  ChatExample example;
-  while (next(example)) {
-    const detail::PreparedRow row = detail::prepare_row(example);
+  ReplayRow row;
+  while (next(row)) {
     ins.bind(1, stage).bind_blob(2, row.hash.data(), row.hash.size()).bind(3, row.topic)
         .bind(4, options.source).bind(5, row.tokens).bind(6, now).bind(7, row.json).run();
     ++count;
@@ -36,7 +35,34 @@ int64_t stage_stream(Database& db, const std::string& stage,
   return count;
 }
 
+// Stores the chats `next` yields under `stage`.
+int64_t stage_stream(Database& db, const std::string& stage,
+                     const std::function<bool(ChatExample&)>& next, const AddOptions& options) {
+  ChatExample example;
+  return stage_prepared(
+      db, stage,
+      [&](ReplayRow& row) {
+        if (!next(example)) return false;
+        row = detail::prepare_row(example);
+        return true;
+      },
+      options);
+}
+
 }  // namespace
+
+int64_t ReplayBuffer::stage_rows(const std::string& stage, const std::vector<ReplayRow>& rows,
+                                 const AddOptions& options) {
+  size_t i = 0;
+  return stage_prepared(
+      db_, stage,
+      [&](ReplayRow& row) {
+        if (i >= rows.size()) return false;
+        row = rows[i++];
+        return true;
+      },
+      options);
+}
 
 int64_t ReplayBuffer::export_jsonl(const std::string& path) {
   namespace fs = std::filesystem;

@@ -191,8 +191,11 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
   AdamW optimizer(named, {config.adam_beta1, config.adam_beta2, config.adam_eps, config.weight_decay});
 
   TrainerState state;
+  state.world_size = world;
   TrainSummary summary;
-  torch::manual_seed(config.seed);  // dropout; a resume restores the generator from its checkpoint
+  // Dropout: each rank its own masks. A resume restores rank 0's generator from the checkpoint; the
+  // other ranks reseed from the step (their masks then differ from an uninterrupted run's).
+  torch::manual_seed(config.seed + uint64_t(rank));
   if (rank == 0) fs::create_directories(fs::path(run_dir) / "checkpoints");
   if (resume) {
     const std::string dir = latest_checkpoint(run_dir);
@@ -200,6 +203,12 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
       throw CheckpointError(run_dir + ": no complete checkpoint to resume from (checkpoints/step-N "
                             "with a COMPLETE marker)");
     state = load_train_checkpoint(dir, model, optimizer);
+    if (state.world_size != world)
+      throw CheckpointError(dir + ": written by a run of " + std::to_string(state.world_size) +
+                            " data-parallel worker(s); resume it with " + std::to_string(state.world_size) +
+                            " (--nproc " + std::to_string(state.world_size) + "), not " + std::to_string(world) +
+                            ": the batches and the schedule depend on it");
+    if (rank > 0) torch::manual_seed(config.seed + uint64_t(rank) + 1000003ull * uint64_t(state.step));
     summary.resumed_from_step = state.step;
     log()->info("resumed from {} (step {}/{})", dir, state.step, total);
   }

@@ -157,6 +157,21 @@ TEST_F(DataParallelTest, FisherOnTwoRanksEqualsTheSingleRankFisher) {
   }
 }
 
+TEST_F(DataParallelTest, ResumeRefusesAnotherWorldSize) {
+  const auto r = finetune("ws1", {"--batch-size", "4", "--checkpoint-every", "2"});
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  // The checkpoint says how many workers wrote it; pretend two did.
+  const fs::path state = dir_ / "run-ws1" / "checkpoints" / "step-2" / "trainer_state.json";
+  auto j = nlohmann::json::parse(cli_test::read_text(state));
+  EXPECT_EQ(j.at("world_size"), 1);
+  j["world_size"] = 2;
+  cli_test::write_text(state, j.dump());
+  fs::remove_all(dir_ / "run-ws1" / "checkpoints" / "step-4");
+  const auto resumed = cli_test::run_cli({"finetune", "--resume", (dir_ / "run-ws1").string()}, dir_, "resume");
+  EXPECT_EQ(resumed.code, kExitCheckpoint) << resumed.describe();
+  EXPECT_NE(resumed.err.find("resume it with 2 (--nproc 2), not 1"), std::string::npos) << resumed.err;
+}
+
 TEST_F(DataParallelTest, AFailingWorkerFailsTheJob) {
   const auto r = cli_test::run_cli({"finetune", "--model", (kSource / "models" / "gpt-tiny").string(), "--train",
                                     (dir_ / "missing.jsonl").string(), "--out", (dir_ / "x").string(), "--nproc", "2"},

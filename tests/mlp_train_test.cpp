@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "retain/hash.h"
 #include "retain/mlp.h"
 #include "retain/registry.h"
+#include "retain/replay.h"
 #include "retain/workspace.h"
 #include "test_util.h"
 
@@ -195,6 +197,81 @@ TEST(MlpCli, FinetuneEvalFisherEwcAndImport) {
                                                                     {"metrics", {{"blobs", "exact_match"}}}}}}).dump());
   r = run({"gate", "--version", "blobs-ewc", "--config", tmp / "bad-gate.json", "--workspace", tmp / "ws"}, "gate-bad");
   EXPECT_EQ(r.code, kExitUsage) << r.describe();
+}
+
+// Class-incremental data in 8 dimensions, 4 classes: task A holds classes 0 and 1 (blobs at ±1 on
+// dimensions 0–3), task B classes 2 and 3 (blobs at ±1 on dimensions 4–7).
+FeatureSet task_data(bool task_b, int64_t n, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  FeatureSet s;
+  const auto side = torch::randint(0, 2, {n}, gen, torch::kLong);
+  s.y = side + (task_b ? 2 : 0);
+  s.x = torch::randn({n, 8}, gen) * 0.4;
+  const auto centre = (side.to(torch::kFloat) * 2 - 1).unsqueeze(1);  // (n, 1)
+  s.x.slice(1, task_b ? 4 : 0, task_b ? 8 : 4) += centre;
+  return s;
+}
+
+TEST(MlpRound, NaiveRoundRejectedReplayRoundPromoted) {
+  TempDir tmp;
+  const auto run = [&](const std::vector<std::string>& args, const std::string& tag) {
+    return run_cli(args, tmp.path, tag);
+  };
+  MlpConfig config = small_config();
+  config.num_classes = 4;
+  fs::create_directories(tmp.path / "preset");
+  write_text(tmp.path / "preset" / "config.json", config.to_json().dump());
+  write_jsonl(tmp.path / "a-train.jsonl", task_data(false, 256, 1));
+  write_jsonl(tmp.path / "a-test.jsonl", task_data(false, 128, 2));
+  write_jsonl(tmp.path / "b-train.jsonl", task_data(true, 256, 3));
+  write_jsonl(tmp.path / "b-test.jsonl", task_data(true, 128, 4));
+  auto r = run({"finetune", "--model", tmp / "preset", "--train", tmp / "a-train.jsonl", "--out", tmp / "base",
+                "--run-dir", tmp / "run-base", "--max-steps", "40", "--batch-size", "32", "--lr", "0.01"}, "base");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  ASSERT_EQ(run({"fisher", "--model", tmp / "base", "--data", tmp / "a-train.jsonl"}, "fisher").code, kExitOk);
+  ASSERT_EQ(run({"init", "--workspace", tmp / "ws"}, "init").code, kExitOk);
+  r = run({"import", tmp / "base", "--name", "cls-v1", "--replay-data", tmp / "a-train.jsonl", "--workspace", tmp / "ws"},
+          "import");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+
+  const auto round_config = [&](double ratio) {
+    return nlohmann::json(
+        {{"replay", {{"ratio", ratio}}},
+         {"ewc", {{"lambda", 0.0}, {"num_samples", 64}}},
+         {"training", {{"max_steps", 60}, {"batch_size", 32}, {"lr", 0.01}, {"threads", 1}}},
+         {"gate", {{"test_sets", {{"a", tmp / "a-test.jsonl"}, {"b", tmp / "b-test.jsonl"}}},
+                   {"metrics", {{"a", "accuracy"}, {"b", "accuracy"}}},
+                   {"min_scores", {{"b", 0.9}}},
+                   {"regression_tolerance", 0.05}}}});
+  };
+  write_text(tmp.path / "naive.json", round_config(0).dump());
+  write_text(tmp.path / "replay.json", round_config(0.3).dump());
+  r = run({"train", "--config", tmp / "naive.json", "--data", tmp / "b-train.jsonl", "--workspace", tmp / "ws",
+           "--json"}, "naive");
+  ASSERT_EQ(r.code, kExitRejected) << r.describe();
+  const auto naive = nlohmann::json::parse(r.out);
+  EXPECT_EQ(naive["status"], "rejected");
+  r = run({"train", "--config", tmp / "replay.json", "--data", tmp / "b-train.jsonl", "--workspace", tmp / "ws",
+           "--json"}, "replay");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const auto replay = nlohmann::json::parse(r.out);
+  EXPECT_EQ(replay["status"], "production");
+  EXPECT_EQ(replay["mix"]["replay_examples"], 109);  // floor(256 · 0.3 / 0.7)
+
+  Workspace ws = Workspace::open(tmp / "ws");
+  Registry registry(ws.db());
+  EXPECT_EQ(registry.production()->model_id, replay["model_id"].get<std::string>());
+  EXPECT_EQ(ReplayBuffer(ws.db()).size(), 512);  // task A's rows, then task B's committed with the version
+  const std::string dir = (tmp.path / "ws" / registry.production()->model_dir).string();
+  EXPECT_TRUE(is_mlp_dir(dir));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "ewc.safetensors"));
+  std::map<std::string, double> old_scores;
+  for (const auto& row : naive["test_sets"]) old_scores[row["test_set"]] = row["candidate_score"];
+  for (const auto& row : replay["test_sets"]) {
+    if (row["test_set"] == "a") {
+      EXPECT_GT(row["candidate_score"].get<double>(), old_scores["a"] + 0.2) << "replay kept task A";
+    }
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "retain/data.h"
+#include "retain/features.h"
 #include "retain/hash.h"
 #include "retain/sqlite.h"
 
@@ -42,6 +43,19 @@ std::string replay_topic(const ChatExample& example);
 // SHA-256 of the canonical messages JSON ([{"role","content","weight" when 0}…]); metadata such
 // as topic does not count, so the same conversation is stored once.
 Sha256Digest replay_hash(const ChatExample& example);
+
+// A buffer row before it is stored: what dedup, topic-diverse sampling and the size accounting
+// need, and the example as one JSON line. replay_row makes one for a chat; feature_replay_rows
+// for feature examples ({"features": [...], "label": k}, topic "class k", tokens = feature count,
+// hash over the line) — the mlp family's replay.
+struct ReplayRow {
+  Sha256Digest hash;
+  std::string topic;
+  int64_t tokens = 0;
+  std::string json;
+};
+ReplayRow replay_row(const ChatExample& example);
+std::vector<ReplayRow> feature_replay_rows(const FeatureSet& set);
 
 struct StoredExample {
   int64_t id = 0;
@@ -101,6 +115,8 @@ class ReplayBuffer {
   // not grow with the count. The bulk path.
   AddResult add_stream(const std::function<bool(ChatExample&)>& next, const AddOptions& options);
   AddResult add(const std::vector<ChatExample>& examples, const AddOptions& options);
+  // Rows of any kind (feature_replay_rows), in one transaction, deduplicated and evicted likewise.
+  AddResult add_rows(const std::vector<ReplayRow>& rows, const AddOptions& options);
 
   // min(n, what the cap allows) distinct examples, in random order. The same seed on the same
   // buffer gives the same examples. Cost O(n log size) (uniform with a cap may look at more rows:
@@ -123,6 +139,7 @@ class ReplayBuffer {
                       const AddOptions& options);
   int64_t stage(const std::string& stage, const std::vector<ChatExample>& examples,
                 const AddOptions& options);
+  int64_t stage_rows(const std::string& stage, const std::vector<ReplayRow>& rows, const AddOptions& options);
   AddResult commit_stage(const std::string& stage);
   int64_t discard_stage(const std::string& stage);
   int64_t staged_count(const std::string& stage);
@@ -131,6 +148,7 @@ class ReplayBuffer {
 
  private:
   int64_t evict_to(int64_t max_size);
+  AddResult add_prepared(const std::function<bool(ReplayRow&)>& next, const AddOptions& options);
   Database& db_;
 };
 

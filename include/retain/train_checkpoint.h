@@ -26,6 +26,7 @@ struct TrainerState {
   int64_t micro_batch = 0;      // next micro-batch of the deterministic stream (data position)
   int64_t skipped_updates = 0;  // non-finite updates skipped so far
   int64_t nonfinite_run = 0;    // current run of consecutive skipped updates
+  int64_t world_size = 1;       // data-parallel ranks: the data position counts global batches
 };
 
 // Writes checkpoints/step-<state.step>/ atomically, then deletes all but the newest `keep`

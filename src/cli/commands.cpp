@@ -59,7 +59,7 @@ void Commands::add_eval(CLI::App& app) {
   eval_->add_option("--test", test_, "test data: chat JSONL; feature JSONL or IDX images for an mlp")->required();
   eval_->add_option("--test-labels", labels_, "mlp with IDX images: the IDX labels of --test");
   eval_->add_flag("--json", json_, "print the metrics as JSON");
-  eval_->add_option("--batch-size", batch_size_, "examples per batch")->capture_default_str();
+  eval_->add_option("--batch-size", batch_size_, "examples per batch")->check(CLI::PositiveNumber)->capture_default_str();
   eval_->add_option("--max-new-tokens", max_new_tokens_, "longest generated reply")->capture_default_str();
   eval_->add_flag("--no-exact-match", no_exact_match_, "skip generation (loss, perplexity, token accuracy only)");
   eval_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
@@ -98,7 +98,7 @@ void Commands::add_fisher(CLI::App& app) {
   f->add_option("--estimator", estimator_, "empirical | true | batch")->capture_default_str();
   f->add_option("--samples", fisher_samples_, "examples used (picked with --seed); 0 or more than the data = all")->capture_default_str();
   f->add_option("--samples-per-example", samples_per_example_, "sampled targets per example (true Fisher)")->capture_default_str();
-  f->add_option("--batch-size", fisher_batch_, "examples per backward pass")->capture_default_str();
+  f->add_option("--batch-size", fisher_batch_, "examples per backward pass")->check(CLI::PositiveNumber)->capture_default_str();
   f->add_option("--seed", seed_, "picks the examples and the sampled targets")->capture_default_str();
   f->add_option("--consolidate-with", consolidate_with_, "model directory or ewc.safetensors to consolidate with (online EWC)");
   f->add_option("--gamma", gamma_, "online EWC decay: F = γ·F_prev + F_new")->capture_default_str();
