@@ -37,7 +37,6 @@ thread_local std::vector<LayerCapture>* g_capture = nullptr;
 
 void capture(LayerCapture::Kind kind, const torch::nn::Module* m, const torch::Tensor& in, torch::Tensor& out) {
   if (g_capture == nullptr || !out.requires_grad()) return;
-  out.retain_grad();
   g_capture->push_back({kind, m, in.detach(), out});
 }
 

@@ -43,14 +43,15 @@ struct GptConfig {
 
 // Activation capture for per-example gradients (the fast Fisher in ewc.h). While a CaptureScope
 // is alive on this thread, every forward pass that requires grad records, for each Linear and
-// LayerNorm, its input and its output (with retain_grad), plus the embedding sum wte(idx) + wpe(pos)
+// LayerNorm, its input and its output (in the graph: the Fisher takes the gradient with respect to
+// it), plus the embedding sum wte(idx) + wpe(pos)
 // (input: idx) and the final hidden state before the tied output projection (output: logits).
 struct LayerCapture {
   enum class Kind { kLinear, kLayerNorm, kEmbeddings, kOutput };
   Kind kind;
   const torch::nn::Module* module;  // the Linear / LayerNorm / Gpt module
   torch::Tensor input;              // detached
-  torch::Tensor output;             // its .grad() is filled by backward
+  torch::Tensor output;             // in the autograd graph
 };
 
 class CaptureScope {
