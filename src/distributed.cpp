@@ -220,7 +220,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv) {
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code != 0 && result == 0) {
       result = code;
-      log()->error("worker rank {} failed (exit {}); stopping the others", it - pids.begin(), code);
+      log()->warn("worker rank {} exited with status {}; stopping the others", it - pids.begin(), code);
       for (pid_t other : pids)
         if (other > 0) ::kill(other, SIGTERM);
     }

@@ -138,6 +138,12 @@ void accumulate_captured(const ModuleNames& names, std::vector<LayerCapture>& re
 
 }  // namespace
 
+bool fisher_batch_is_mine(const FisherOptions& options, int64_t k) { return Shard(options).mine(k); }
+
+void finish_fisher_sums(const FisherOptions& options, TensorMap& fisher, int64_t count) {
+  Shard(options).finish(fisher, count);
+}
+
 std::vector<int64_t> fisher_sample_indices(int64_t count, int64_t n, uint64_t seed) {
   return pick(count, n, seed);
 }

@@ -150,6 +150,7 @@ TensorMap estimate_mlp_fisher(MlpClassifier& model, const torch::Tensor& x, cons
     const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
     const int64_t batch = std::max<int64_t>(1, options.batch_size);
     for (size_t s = 0; s < idx.size(); s += batch) {
+      if (!fisher_batch_is_mine(options, int64_t(s) / batch)) continue;  // another rank's share
       const auto end = std::min(idx.size(), s + batch);
       const auto i = torch::tensor(std::vector<int64_t>(idx.begin() + s, idx.begin() + end), torch::kLong)
                          .to(x.device());
@@ -167,8 +168,8 @@ TensorMap estimate_mlp_fisher(MlpClassifier& model, const torch::Tensor& x, cons
         }
       }
     }
+    finish_fisher_sums(options, fisher, std::max<int64_t>(1, int64_t(idx.size())));
     for (auto& [name, f] : fisher) {
-      f.div_(double(std::max<size_t>(1, idx.size())));
       if (!torch::isfinite(f).all().item<bool>())
         throw TrainingError("Fisher of parameter " + name + " is not finite; check the model and data");
     }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli_util.h"
+#include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/hash.h"
 #include "retain/mlp.h"
@@ -118,6 +119,14 @@ TEST(MlpCli, FinetuneEvalFisherEwcAndImport) {
   const auto ewc = load_safetensors(tmp / "v1/ewc.safetensors");
   EXPECT_GT(ewc.tensors.at("fisher.layers.0.weight").sum().item<double>(), 0);
   EXPECT_EQ(ewc.metadata.at("num_samples"), "64");
+  if (has_gloo_backend()) {  // two workers, each on its batches of 16, all-reduced: the same Fisher
+    r = run({"fisher", "--model", tmp / "v1", "--data", tmp / "train.jsonl", "--samples", "64", "--batch-size", "16",
+             "--nproc", "2", "--out", tmp / "dp.safetensors"}, "fisher-dp");
+    ASSERT_EQ(r.code, kExitOk) << r.describe();
+    const auto dp = load_safetensors(tmp / "dp.safetensors");
+    for (const auto& [name, t] : ewc.tensors)
+      EXPECT_TRUE(torch::allclose(dp.tensors.at(name), t, 1e-5, 1e-9)) << name;
+  }
 
   // A second task on flipped labels: without EWC the first task is forgotten; with a strong
   // penalty the model stays near θ*.

@@ -59,6 +59,12 @@ using PerExampleLoss = std::function<torch::Tensor(const std::vector<int64_t>& i
 TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
                                const FisherOptions& options);
 
+// For estimators that walk their batches themselves (the mlp family's): whether batch `k` is this
+// process's to estimate on (always, without options.collective), and the end of an estimate — the
+// per-process sums all-reduced when distributed, then divided by `count`.
+bool fisher_batch_is_mine(const FisherOptions& options, int64_t k);
+void finish_fisher_sums(const FisherOptions& options, TensorMap& fisher, int64_t count);
+
 // The examples a Fisher estimate uses, as every path picks them: all of 0..count-1 when
 // n <= 0 or n >= count, else n of them drawn with `seed`, sorted.
 std::vector<int64_t> fisher_sample_indices(int64_t count, int64_t n, uint64_t seed);
