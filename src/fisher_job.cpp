@@ -83,7 +83,7 @@ FisherJobResult run_fisher_job(const FisherJob& job) {
   result.state.estimator = estimator_name(job.options.estimator);
   result.state.num_samples = std::min<int64_t>(job.options.num_samples > 0 ? job.options.num_samples : subject.size(),
                                                subject.size());
-  result.state.data_hash = "sha256:" + to_hex(sha256(read_file(job.data)));
+  result.state.data_hash = "sha256:" + sha256_file_hex(job.data);
   result.out = job.out.empty() ? (fs::path(job.model_dir) / kEwcFile).string() : job.out;
   if (env.rank == 0) save_ewc(result.out, result.state, job.bf16);
   if (collective) collective->barrier();  // every worker ends after the file exists

@@ -13,10 +13,6 @@ namespace {
 namespace fs = std::filesystem;
 using ordered_json = nlohmann::ordered_json;
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The chat template of tokenizer.h in Jinja, for transformers' apply_chat_template.
 constexpr const char* kChatTemplate =
     "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
@@ -49,8 +45,7 @@ ordered_json added_token(int64_t id, const std::string& text, bool with_id) {
 TensorMap to_hf_gpt2_tensors(const TensorMap& tensors) {
   TensorMap out;
   for (const auto& [name, tensor] : tensors) {
-    const bool conv1d = ends_with(name, ".attn.c_attn.weight") || ends_with(name, ".attn.c_proj.weight") ||
-                        ends_with(name, ".mlp.c_fc.weight") || ends_with(name, ".mlp.c_proj.weight");
+    const bool conv1d = is_conv1d_weight(name);
     torch::Tensor t = tensor.detach().to(torch::kCPU, torch::kFloat);
     out["transformer." + name] = conv1d ? t.t().contiguous() : t.contiguous();
   }

@@ -100,15 +100,6 @@ std::map<std::string, std::pair<torch::Tensor, std::string>> read_weights(const 
   return out;
 }
 
-bool is_conv1d_weight(const std::string& name) {
-  for (const char* layer : {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"}) {
-    const std::string suffix(layer);
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return true;
-  }
-  return false;
-}
-
 bool is_attention_buffer(const std::string& name) {
   for (const std::string suffix : {".attn.bias", ".attn.masked_bias"})
     if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -157,6 +148,13 @@ std::string shape_text(c10::IntArrayRef shape) {
 }
 
 }  // namespace
+
+bool is_conv1d_weight(const std::string& name) {
+  for (const std::string suffix : {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"})
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return true;
+  return false;
+}
 
 HfGpt2Model read_hf_gpt2(const std::string& dir) {
   if (!fs::is_directory(dir)) throw CheckpointError(dir + ": not a folder");

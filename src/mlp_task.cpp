@@ -20,6 +20,12 @@ bool is_mlp_dir(const std::string& dir) {
   }
 }
 
+std::optional<MlpConfig> read_mlp_config(const std::string& dir) {
+  if (!is_mlp_dir(dir)) return std::nullopt;
+  const std::string path = (fs::path(dir) / "config.json").string();
+  return MlpConfig::from_json(load_json_file(path), path);
+}
+
 FeatureSet read_features(const std::string& path, const std::string& labels_path, const MlpConfig& config) {
   FeatureSet set;
   if (!labels_path.empty()) {

@@ -84,30 +84,18 @@ void clean_workspace(Workspace& ws, Registry& registry, ReplayBuffer& buffer, co
   }
 }
 
-// The mlp config of a version folder, or nothing for the gpt family (its data are chats).
-std::optional<MlpConfig> classifier_of(const std::string& model_dir) {
-  if (!is_mlp_dir(model_dir)) return std::nullopt;
-  const std::string path = (fs::path(model_dir) / "config.json").string();
-  return MlpConfig::from_json(load_json_file(path), path);
-}
-
-// The round's new data, read and validated: chats, or feature rows for the mlp family.
-struct NewData {
-  std::vector<ChatExample> chats;
-  std::vector<ReplayRow> rows;
-  int64_t size() const { return chats.empty() ? int64_t(rows.size()) : int64_t(chats.size()); }
-  void stage(ReplayBuffer& buffer, const std::string& run_id, const AddOptions& options) const {
-    if (rows.empty()) buffer.stage(run_id, chats, options);
-    else buffer.stage_rows(run_id, rows, options);
-  }
-};
-
-NewData read_new_data(const std::string& path, const std::optional<MlpConfig>& classifier) {
-  NewData d;
-  if (classifier) d.rows = feature_replay_rows(read_features(path, "", *classifier));
-  else d.chats = read_chat_file(path);
+// The round's new data, read and validated (DataError when there is none).
+detail::RoundData read_new_data(const std::string& path, const std::optional<MlpConfig>& classifier) {
+  detail::RoundData d = detail::read_round_data(path, classifier ? &*classifier : nullptr);
   if (d.size() == 0) throw DataError(path + ": no examples");
   return d;
+}
+
+// Stages the new data under the run until its version is promoted (or dropped).
+void stage_new_data(ReplayBuffer& buffer, const std::string& run_id, const detail::RoundData& data,
+                    const AddOptions& options) {
+  if (data.features.size() > 0) buffer.stage_rows(run_id, feature_replay_rows(data.features), options);
+  else buffer.stage(run_id, data.chats, options);
 }
 
 VersionRecord base_version(Registry& registry, const std::string& base) {
@@ -197,8 +185,8 @@ namespace {
 // With a collective (a data-parallel round), this is rank 0: it alone touches the workspace;
 // the other ranks (follow_round) train their share, join the sharded Fisher, and wait.
 RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
-                   const std::vector<detail::LoadedTestSet>& sets, bool resume, const TrainHooks& user_hooks,
-                   Clock::time_point t0, Collective* collective) {
+                   const std::vector<detail::LoadedTestSet>& sets, const detail::RoundData& fresh, bool resume,
+                   const TrainHooks& user_hooks, Clock::time_point t0, Collective* collective) {
   const RoundConfig& c = s.config;
   const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
   const VersionRecord base = registry.get(s.base_model_id);
@@ -207,7 +195,8 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
 
   // The base of either family, with the round's mix: the new data, then the replayed examples.
   const std::unique_ptr<detail::RoundModel> model = detail::load_round_model(base_dir, c.training.seed);
-  model->set_mix(s.data, (fs::path(run_dir) / kReplayFile).string(), c.training.max_seq_len);
+  model->set_mix(fresh, detail::read_round_data((fs::path(run_dir) / kReplayFile).string(), model->classifier()),
+                 c.training.max_seq_len);
   model->module().to(device);
   std::optional<EwcState> base_ewc;
   if (fs::exists(fs::path(base_dir) / kEwcFile))
@@ -348,8 +337,8 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   // 1. The base, whose family says what the data are; everything that can be wrong with the input
   // is checked before anything changes.
   const VersionRecord base = base_version(registry, options.base);
-  const auto classifier = classifier_of((fs::path(ws.dir()) / base.model_dir).string());
-  const NewData new_data = read_new_data(options.data, classifier);
+  const auto classifier = read_mlp_config((fs::path(ws.dir()) / base.model_dir).string());
+  const detail::RoundData new_data = read_new_data(options.data, classifier);
   const auto sets = detail::load_test_sets(config.gate, classifier ? &*classifier : nullptr);
   std::unique_ptr<Collective> collective;
   if (env.distributed()) collective = std::make_unique<Collective>(env, device, detail::kRoundGroupTimeout);
@@ -393,12 +382,12 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
                 replayed.size(), so.n, config.replay.ratio);
   AddOptions ao;
   ao.source = s.model_id;
-  new_data.stage(buffer, s.run_id, ao);
+  stage_new_data(buffer, s.run_id, new_data, ao);
   write_file_atomic((run_dir / kRoundFile).string(), state_json(s).dump(2) + "\n");
   fault_point("staged");
   log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
               new_data.size(), replayed.size(), run_dir.string());
-  return finish(ws, registry, buffer, s, sets, false, options.hooks, t0, collective.get());
+  return finish(ws, registry, buffer, s, sets, new_data, false, options.hooks, t0, collective.get());
 }
 
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
@@ -440,16 +429,16 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   s.promote = j.at("promote").get<bool>();
   if ("sha256:" + sha256_file_hex(s.data) != s.data_hash)
     throw DataError(s.data + ": changed since run " + run_id + " started; a resumed round must train on the same data");
-  const auto classifier = classifier_of((fs::path(ws.dir()) / registry.get(s.base_model_id).model_dir).string());
-  const NewData new_data = read_new_data(s.data, classifier);
+  const auto classifier = read_mlp_config((fs::path(ws.dir()) / registry.get(s.base_model_id).model_dir).string());
+  const detail::RoundData new_data = read_new_data(s.data, classifier);
   const auto sets = detail::load_test_sets(s.config.gate, classifier ? &*classifier : nullptr);
   clean_workspace(ws, registry, buffer, run_id);
   buffer.discard_stage(run_id);
   AddOptions ao;
   ao.source = s.model_id;
-  new_data.stage(buffer, run_id, ao);
+  stage_new_data(buffer, run_id, new_data, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
-  return finish(ws, registry, buffer, s, sets, true, options.hooks, t0, collective.get());
+  return finish(ws, registry, buffer, s, sets, new_data, true, options.hooks, t0, collective.get());
 }
 
 std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {

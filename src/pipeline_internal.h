@@ -37,6 +37,15 @@ double metric_value(const EvalResult& result, const std::string& metric);
 // Every metric measured, as registry scores (a classifier's: accuracy, loss, perplexity).
 std::vector<Score> to_scores(const LoadedTestSet& set, const EvalResult& result);
 
+// A round's new data or its replayed lines, read and validated once: chats for the gpt family, or
+// feature examples for a `classifier` (the mlp family). An empty file gives empty data.
+struct RoundData {
+  std::vector<ChatExample> chats;
+  FeatureSet features;
+  int64_t size() const { return features.size() > 0 ? features.size() : int64_t(chats.size()); }
+};
+RoundData read_round_data(const std::string& path, const MlpConfig* classifier);
+
 // The model family's side of a round (pipeline_models.cpp): a version's model; its scores on test
 // sets; and, once set_mix is called, the round's mix (new examples, then replayed ones, as the
 // trainer's task), the Fisher on it, and the version folder.
@@ -48,8 +57,8 @@ class RoundModel {
   virtual const MlpConfig* classifier() const { return nullptr; }
   // Evaluates a test set (a chat set generates replies only when judged on exact_match).
   virtual EvalResult evaluate(const LoadedTestSet& set, const RoundConfig::Eval& eval) = 0;
-  // The mix: `new_file` (the round's data) and `replay_file` (the replayed JSON lines).
-  virtual void set_mix(const std::string& new_file, const std::string& replay_file, int64_t max_seq_len) = 0;
+  // The mix: the round's new data, then the replayed examples.
+  virtual void set_mix(const RoundData& fresh, const RoundData& replayed, int64_t max_seq_len) = 0;
   virtual TrainTask& task() = 0;
   virtual const std::vector<int>& strata() const = 0;  // per mix example: 0 new, 1 replayed
   virtual TensorMap fisher(const FisherOptions& options) = 0;

@@ -22,9 +22,9 @@ class ChatRoundModel : public RoundModel {
     o.exact_match = t.config->metric == "exact_match";  // generation is the slow part: only when judged on it
     return retain::evaluate(loaded_.model, *loaded_.tokenizer, t.examples, o);
   }
-  void set_mix(const std::string& new_file, const std::string& replay_file, int64_t max_seq_len) override {
-    for (const auto& ex : read_chat_file(new_file)) mix_.push_back(loaded_.tokenizer->render(ex)), strata_.push_back(0);
-    for (const auto& ex : read_chat_file(replay_file)) mix_.push_back(loaded_.tokenizer->render(ex)), strata_.push_back(1);
+  void set_mix(const RoundData& fresh, const RoundData& replayed, int64_t max_seq_len) override {
+    for (const auto& ex : fresh.chats) mix_.push_back(loaded_.tokenizer->render(ex)), strata_.push_back(0);
+    for (const auto& ex : replayed.chats) mix_.push_back(loaded_.tokenizer->render(ex)), strata_.push_back(1);
     task_.emplace(loaded_.model, mix_, no_valid_, max_seq_len);
   }
   TrainTask& task() override { return *task_; }
@@ -51,10 +51,9 @@ class MlpRoundModel : public RoundModel {
     r.loss = evaluate_classifier(loaded_.model, t.features, eval.batch_size);
     return r;
   }
-  void set_mix(const std::string& new_file, const std::string& replay_file, int64_t) override {
-    const FeatureSet fresh = read_features(new_file, "", loaded_.config);
-    const FeatureSet replayed = fs::file_size(replay_file) > 0 ? read_features(replay_file, "", loaded_.config)
-                                                               : FeatureSet{};
+  void set_mix(const RoundData& fresh_data, const RoundData& replayed_data, int64_t) override {
+    const FeatureSet& fresh = fresh_data.features;
+    const FeatureSet& replayed = replayed_data.features;
     mix_.x = replayed.size() > 0 ? torch::cat({fresh.x, replayed.x}) : fresh.x;
     mix_.y = replayed.size() > 0 ? torch::cat({fresh.y, replayed.y}) : fresh.y;
     strata_.assign(fresh.size(), 0);
@@ -79,6 +78,13 @@ class MlpRoundModel : public RoundModel {
 };
 
 }  // namespace
+
+RoundData read_round_data(const std::string& path, const MlpConfig* classifier) {
+  RoundData d;
+  if (!classifier) d.chats = read_chat_file(path);
+  else if (fs::file_size(path) > 0) d.features = read_features(path, "", *classifier);
+  return d;
+}
 
 std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t seed) {
   if (is_mlp_dir(dir)) return std::make_unique<MlpRoundModel>(dir, seed);

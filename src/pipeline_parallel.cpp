@@ -45,7 +45,8 @@ RoundResult follow_round(const DistEnv& env, const std::string& config_device) {
 
   // The same model and mix as rank 0: the base, the new data, the replayed examples.
   const std::unique_ptr<RoundModel> model = load_round_model(base_dir, config.training.seed);
-  model->set_mix(state.at("data").get<std::string>(), (fs::path(run_dir) / kReplayFile).string(),
+  model->set_mix(read_round_data(state.at("data").get<std::string>(), model->classifier()),
+                 read_round_data((fs::path(run_dir) / kReplayFile).string(), model->classifier()),
                  config.training.max_seq_len);
   model->module().to(device);
   std::optional<EwcState> base_ewc;

@@ -121,8 +121,7 @@ RegateResult regate(const std::string& workspace, const std::string& model_id, c
   r.model_id = version.model_id;
   // The mlp family is judged on feature test sets; its config says what they must look like.
   const std::string dir = (std::filesystem::path(ws.dir()) / version.model_dir).string();
-  std::optional<MlpConfig> classifier;
-  if (is_mlp_dir(dir)) classifier = load_mlp_dir(dir, 0).config;
+  const std::optional<MlpConfig> classifier = read_mlp_config(dir);
   const auto sets = detail::load_test_sets(gate, classifier ? &*classifier : nullptr);
   r.candidate = detail::stored_or_measured(registry, ws.dir(), model_id, sets, eval, device, nullptr);
   if (auto production = registry.production(); production && production->model_id != model_id) {

@@ -60,11 +60,12 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
   else check_source(options.source_dir);
   // Replay data: chat JSONL, or feature JSONL for an mlp (checked against its input and classes).
   std::vector<ReplayRow> feature_rows;
-  const bool mlp = !options.from_hf && is_mlp_dir(options.source_dir);
+  const std::optional<MlpConfig> classifier =
+      options.from_hf ? std::nullopt : read_mlp_config(options.source_dir);
+  const bool mlp = classifier.has_value();
   if (mlp) {
-    const MlpConfig config = load_mlp_dir(options.source_dir, 0).config;
     for (const std::string& file : options.replay_files)
-      for (auto& row : feature_replay_rows(read_features(file, "", config))) feature_rows.push_back(std::move(row));
+      for (auto& row : feature_replay_rows(read_features(file, "", *classifier))) feature_rows.push_back(std::move(row));
   } else if (!options.replay_files.empty()) {
     detail::validate_files(options.replay_files);
   }

@@ -165,14 +165,7 @@ AddResult ReplayBuffer::add_files(const std::vector<std::string>& paths, const A
 }
 
 AddResult ReplayBuffer::add(const std::vector<ChatExample>& examples, const AddOptions& options) {
-  size_t i = 0;
-  return add_stream(
-      [&](ChatExample& out) {
-        if (i >= examples.size()) return false;
-        out = examples[i++];
-        return true;
-      },
-      options);
+  return add_stream(detail::vector_stream(examples), options);
 }
 
 AddResult ReplayBuffer::add_stream(const std::function<bool(ChatExample&)>& next,
@@ -188,14 +181,7 @@ AddResult ReplayBuffer::add_stream(const std::function<bool(ChatExample&)>& next
 }
 
 AddResult ReplayBuffer::add_rows(const std::vector<ReplayRow>& rows, const AddOptions& options) {
-  size_t i = 0;
-  return add_prepared(
-      [&](ReplayRow& row) {
-        if (i >= rows.size()) return false;
-        row = rows[i++];
-        return true;
-      },
-      options);
+  return add_prepared(detail::vector_stream(rows), options);
 }
 
 AddResult ReplayBuffer::add_prepared(const std::function<bool(ReplayRow&)>& next, const AddOptions& options) {

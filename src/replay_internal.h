@@ -83,6 +83,17 @@ void shuffle(std::vector<T>& items, Rng& rng) {
 
 // An example ready to store: what the buffer derives from it once.
 using PreparedRow = ReplayRow;
+
+// The elements of `items` one by one, as the buffer's streaming writers take them (false at the
+// end). `items` must outlive the returned function.
+template <typename T>
+std::function<bool(T&)> vector_stream(const std::vector<T>& items) {
+  return [&items, i = size_t{0}](T& out) mutable {
+    if (i >= items.size()) return false;
+    out = items[i++];
+    return true;
+  };
+}
 PreparedRow prepare_row(const ChatExample& example);
 
 // The only writer of the buffer's tables: rows in replay_examples with their dense slot and

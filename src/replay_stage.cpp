@@ -53,15 +53,7 @@ int64_t stage_stream(Database& db, const std::string& stage,
 
 int64_t ReplayBuffer::stage_rows(const std::string& stage, const std::vector<ReplayRow>& rows,
                                  const AddOptions& options) {
-  size_t i = 0;
-  return stage_prepared(
-      db_, stage,
-      [&](ReplayRow& row) {
-        if (i >= rows.size()) return false;
-        row = rows[i++];
-        return true;
-      },
-      options);
+  return stage_prepared(db_, stage, detail::vector_stream(rows), options);
 }
 
 int64_t ReplayBuffer::export_jsonl(const std::string& path) {
@@ -151,15 +143,7 @@ int64_t ReplayBuffer::stage_files(const std::string& stage, const std::vector<st
 
 int64_t ReplayBuffer::stage(const std::string& stage, const std::vector<ChatExample>& examples,
                             const AddOptions& options) {
-  size_t i = 0;
-  return stage_stream(
-      db_, stage,
-      [&](ChatExample& out) {
-        if (i >= examples.size()) return false;
-        out = examples[i++];
-        return true;
-      },
-      options);
+  return stage_stream(db_, stage, detail::vector_stream(examples), options);
 }
 
 AddResult ReplayBuffer::commit_stage(const std::string& stage) {

@@ -60,6 +60,10 @@ std::vector<std::pair<std::string, std::string>> hf_tokenizer_files(const Gpt2Bp
 // bos/eos_token_id set to <|endoftext|> when the tokenizer has it.
 nlohmann::json hf_gpt2_config(const GptConfig& config, const Gpt2BpeTokenizer& tokenizer);
 
+// Whether `name` (with or without the "transformer." prefix) is the weight of one of the four
+// Conv1D layers of a block: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj.
+bool is_conv1d_weight(const std::string& name);
+
 // Converts retain's tensors to GPT2LMHeadModel's state (prefix "transformer.", Conv1D weights
 // transposed to [in, out], no lm_head.weight: it is tied). The inverse of read_hf_gpt2's mapping.
 TensorMap to_hf_gpt2_tensors(const TensorMap& tensors);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,9 @@ LoadedMlp load_mlp_dir(const std::string& dir, uint64_t init_seed);
 // Whether DIR/config.json declares "model_type": "mlp" (false when it is absent or unreadable: the
 // gpt loader then reports the problem).
 bool is_mlp_dir(const std::string& dir);
+// DIR's mlp config read from config.json alone (no weights), or nullopt when DIR is not of the mlp
+// family. ConfigError for a bad mlp config.
+std::optional<MlpConfig> read_mlp_config(const std::string& dir);
 
 // Feature data for a classifier of `config`: `path` is feature JSONL, or an IDX image file whose
 // labels are the IDX file `labels_path`. DataError naming the file when there is no labels file for
