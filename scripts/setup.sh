@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  cmake g++ make pkg-config
+  cmake g++ ninja-build pkg-config
   libtorch-dev libopenblas0-openmp     # LibTorch (CPU) and a fast BLAS for it
   libeigen3-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
   libsqlite3-dev zlib1g-dev libpcre2-dev
@@ -32,6 +32,6 @@ fi
 
 JOBS=${RETAIN_JOBS:-2}
 if [[ ! -f build/CMakeCache.txt ]]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build build -j"$JOBS"

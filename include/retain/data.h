@@ -84,4 +84,8 @@ std::vector<DataIssue> scan_chat_files(const std::vector<std::string>& paths,
 // Serialises an example back to one JSONL line (messages, then metadata keys).
 std::string to_jsonl(const ChatExample& example);
 
+// Streams every file and throws DataError for the first invalid line (file:line: rule: message;
+// nothing was added), with how many more there are, so that a caller can check before it writes.
+void validate_chat_files(const std::vector<std::string>& paths);
+
 }  // namespace retain

@@ -6,7 +6,6 @@
 #include <optional>
 #include <system_error>
 
-#include "replay_internal.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 #include "retain/hash.h"
@@ -67,7 +66,7 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
     for (const std::string& file : options.replay_files)
       for (auto& row : feature_replay_rows(read_features(file, "", *classifier))) feature_rows.push_back(std::move(row));
   } else if (!options.replay_files.empty()) {
-    detail::validate_files(options.replay_files);
+    validate_chat_files(options.replay_files);
   }
 
   // A round cleans up version folders that no row refers to: the copy below is such a folder

@@ -320,4 +320,27 @@ std::string to_jsonl(const ChatExample& example) {
   }
 }
 
+void validate_chat_files(const std::vector<std::string>& paths) {
+  DataIssue first;
+  int64_t count = 0;
+  std::vector<DataIssue> issues;
+  ChatExample example;
+  for (const std::string& path : paths) {
+    ChatReader reader(path);
+    for (;;) {
+      const bool got = reader.next(example, issues);
+      if (!issues.empty()) {
+        if (count == 0) first = issues.front();
+        count += static_cast<int64_t>(issues.size());
+        issues.clear();
+      }
+      if (!got) break;
+    }
+  }
+  if (count == 0) return;
+  std::string message = first.to_string() + "; nothing was added";
+  if (count > 1) message += " (" + std::to_string(count - 1) + " more invalid lines)";
+  throw DataError(message);
+}
+
 }  // namespace retain

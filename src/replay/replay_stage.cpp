@@ -137,7 +137,7 @@ nlohmann::json BufferStats::to_json() const {
 
 int64_t ReplayBuffer::stage_files(const std::string& stage, const std::vector<std::string>& paths,
                                   const AddOptions& options) {
-  detail::validate_files(paths);
+  validate_chat_files(paths);
   return stage_stream(db_, stage, detail::file_stream(paths), options);
 }
 

@@ -66,29 +66,6 @@ StoredExample read_stored(const Statement& s) {
   return e;
 }
 
-void validate_files(const std::vector<std::string>& paths) {
-  DataIssue first;
-  int64_t count = 0;
-  std::vector<DataIssue> issues;
-  ChatExample example;
-  for (const std::string& path : paths) {
-    ChatReader reader(path);
-    for (;;) {
-      const bool got = reader.next(example, issues);
-      if (!issues.empty()) {
-        if (count == 0) first = issues.front();
-        count += static_cast<int64_t>(issues.size());
-        issues.clear();
-      }
-      if (!got) break;
-    }
-  }
-  if (count == 0) return;
-  std::string message = first.to_string() + "; nothing was added";
-  if (count > 1) message += " (" + std::to_string(count - 1) + " more invalid lines)";
-  throw DataError(message);
-}
-
 std::function<bool(ChatExample&)> file_stream(const std::vector<std::string>& paths) {
   auto index = std::make_shared<size_t>(0);
   auto reader = std::make_shared<std::unique_ptr<ChatReader>>();
@@ -160,7 +137,7 @@ int64_t ReplayBuffer::set_max_size(int64_t max_size) {
 }
 
 AddResult ReplayBuffer::add_files(const std::vector<std::string>& paths, const AddOptions& options) {
-  detail::validate_files(paths);
+  validate_chat_files(paths);
   return add_stream(detail::file_stream(paths), options);
 }
 

@@ -135,9 +135,6 @@ StoredExample read_stored(const Statement& s);
 
 int64_t unix_now();
 
-// Streams every file and throws DataError for the first invalid line (file:line: rule: message),
-// with how many more there are, before anything is written.
-void validate_files(const std::vector<std::string>& paths);
 // Yields the examples of `paths` one at a time; a line that became invalid since validation
 // throws DataError (rolling the caller's transaction back).
 std::function<bool(ChatExample&)> file_stream(const std::vector<std::string>& paths);
