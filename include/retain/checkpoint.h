@@ -8,6 +8,8 @@
 
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -47,5 +49,29 @@ SafetensorsFile load_safetensors(const std::string& path);
 // Reads and parses a JSON file of a model directory (config, tokenizer, index). Throws
 // CheckpointError "cannot read …" or "<path>: malformed JSON: …" (with line and column).
 nlohmann::json read_json_file(const std::string& path);
+
+// Detached views of a module's parameters by name (no copy).
+TensorMap parameter_tensors(torch::nn::Module& module);
+
+// Copies `tensors` into the module's parameters of the same names. Every parameter must be present
+// with its shape: CheckpointError "<what>: missing parameter P" / "… parameter P has shape …".
+void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what);
+
+// The weights of a (Hugging Face) model directory: model.safetensors, or the shards that
+// model.safetensors.index.json names. name → (tensor, the file it came from). CheckpointError
+// naming the file: a malformed index, a shard that is missing or lies in its header, a tensor in
+// two shards, no weights at all (pytorch_model.bin alone is refused with a hint).
+inline constexpr const char* kIndexFile = "model.safetensors.index.json";
+std::map<std::string, std::pair<torch::Tensor, std::string>> read_weight_files(const std::string& dir);
+
+// A model directory: config.json (+ model.safetensors) (+ retain_tokenizer.json).
+inline constexpr const char* kConfigFile = "config.json";
+inline constexpr const char* kWeightsFile = "model.safetensors";
+
+// Writes a model directory atomically (temp folder, fsync, rename): model.safetensors with the
+// parameters of `module` (fp32, CPU) and each {file name, text} of `files`. Refuses an existing
+// DIR unless `overwrite` (CheckpointError); a failure leaves no temp folder behind.
+void write_model_dir(const std::string& dir, torch::nn::Module& module,
+                     const std::vector<std::pair<std::string, std::string>>& files, bool overwrite);
 
 }  // namespace retain

@@ -9,7 +9,7 @@
 #include <torch/torch.h>
 
 #include "retain/data.h"
-#include "retain/model.h"
+#include "retain/causal_lm.h"
 #include "retain/tokenizer.h"
 
 namespace retain {
@@ -25,7 +25,7 @@ struct LossStats {
 
 // Runs under NoGradGuard in eval mode (restores the mode after). Batches of `batch_size` on the
 // model's device; sequences cut at the model's n_positions + 1 tokens.
-LossStats evaluate_loss(Gpt& model, const std::vector<RenderedChat>& set, int64_t batch_size);
+LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, int64_t batch_size);
 
 struct EvalOptions {
   int64_t batch_size = 16;
@@ -42,7 +42,7 @@ struct EvalResult {
 
 // Full evaluation of `examples` (each must have an assistant message; the reply compared is the
 // last one, generated greedily from the conversation before it until <|end|>).
-EvalResult evaluate(Gpt& model, const Tokenizer& tokenizer,
+EvalResult evaluate(CausalLm& model, const Tokenizer& tokenizer,
                     const std::vector<ChatExample>& examples, const EvalOptions& options);
 
 }  // namespace retain

@@ -12,8 +12,6 @@
 #include <torch/torch.h>
 
 #include "retain/checkpoint.h"
-#include "retain/model.h"
-#include "retain/tokenizer.h"
 
 namespace retain {
 
@@ -43,17 +41,9 @@ struct FisherOptions {
   class Collective* collective = nullptr;
 };
 
-// Per-parameter diagonal Fisher of a GPT on chat data (fp32, on the model's device). An
-// example's loss is its mean loss over its trained tokens; examples with no trained token are
-// skipped. Per-example gradients come from one batched backward pass (Linear from the layer
-// input and output gradient; LayerNorm; embeddings incl. the tied output) or one pass per example,
-// as options.path says.
-// Throws TrainingError naming the parameter when a value is not finite.
-TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, const FisherOptions& options);
-
 // The per-example-loop Fisher of any module: `losses(indices, sample_targets, generator)` returns
-// the (N) per-example losses of examples[indices] — used by the reference path and by non-GPT
-// models. `count` is the number of examples.
+// the (N) per-example losses of examples[indices] — the reference path, for any module. `count`
+// is the number of examples.
 using PerExampleLoss = std::function<torch::Tensor(const std::vector<int64_t>& indices, bool sample_targets,
                                                    at::Generator& generator)>;
 TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
@@ -113,24 +103,6 @@ void save_ewc(const std::string& path, const EwcState& state, bool bf16 = false)
 // Loads and checks every name and shape against `model` (CheckpointError naming the parameter).
 // Tensors come back as fp32 on the model's device.
 EwcState load_ewc(const std::string& path, torch::nn::Module& model);
-
-// `retain fisher`: estimate the Fisher of the model in `model_dir` on `data` (chat JSONL), optionally
-// consolidate with the state in `consolidate_with` (a model directory or an ewc.safetensors file),
-// and write `out` (default <model_dir>/ewc.safetensors) atomically. θ* is the model's weights.
-struct FisherJob {
-  std::string model_dir, data, consolidate_with, out;
-  std::string labels;  // mlp with IDX images: the labels of `data`
-  FisherOptions options;
-  double gamma = 1.0;
-  bool bf16 = false;
-  std::string device = "cpu";
-};
-struct FisherJobResult {
-  EwcState state;
-  std::string out;
-  double seconds = 0;
-};
-FisherJobResult run_fisher_job(const FisherJob& job);
 
 // Statistics of F per parameter group (sum, max, mean, quantiles) for choosing λ, as a table.
 std::string fisher_report(const TensorMap& fisher);

@@ -16,6 +16,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "retain/causal_lm.h"
+#include "retain/chat_task.h"
+#include "retain/eval.h"
 #include "retain/checkpoint.h"
 #include "retain/tokenizer.h"
 
@@ -39,38 +42,6 @@ struct GptConfig {
   nlohmann::json to_json() const;
   // Number of trainable parameters (tied output counted once).
   int64_t num_parameters() const;
-};
-
-// Activation capture for per-example gradients (the fast Fisher in ewc.h). While a CaptureScope
-// is alive on this thread, every forward pass that requires grad records, for each Linear and
-// LayerNorm, its input and its output (in the graph: the Fisher takes the gradient with respect to
-// it), plus the embedding sum wte(idx) + wpe(pos)
-// (input: idx) and the final hidden state before the tied output projection (output: logits).
-struct LayerCapture {
-  enum class Kind { kLinear, kLayerNorm, kEmbeddings, kOutput };
-  Kind kind;
-  const torch::nn::Module* module;  // the Linear / LayerNorm / Gpt module
-  torch::Tensor input;              // detached
-  torch::Tensor output;             // in the autograd graph
-};
-
-class CaptureScope {
- public:
-  CaptureScope();
-  ~CaptureScope();
-  CaptureScope(const CaptureScope&) = delete;
-  CaptureScope& operator=(const CaptureScope&) = delete;
-  std::vector<LayerCapture>& records() { return records_; }
-
- private:
-  std::vector<LayerCapture> records_;
-  std::vector<LayerCapture>* previous_;
-};
-
-// Per-layer key/value cache for incremental decoding: k[l], v[l] are (B, H, T_cached, D).
-struct KVCache {
-  std::vector<torch::Tensor> k, v;
-  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
 };
 
 class CausalSelfAttentionImpl : public torch::nn::Module {
@@ -110,7 +81,7 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-class GptImpl : public torch::nn::Module {
+class GptImpl : public torch::nn::Module, public CausalLm {
  public:
   // Initialises as GPT-2 does: normal(0, 0.02) weights, residual projections scaled by
   // 1/sqrt(2·n_layer), zero biases, unit LayerNorms. Seed torch first for reproducibility.
@@ -120,6 +91,12 @@ class GptImpl : public torch::nn::Module {
   // Incremental forward: idx (B, T) are the positions after cache.length(); appends to the cache.
   torch::Tensor forward_cached(const torch::Tensor& idx, KVCache& cache);
   const GptConfig& config() const { return config_; }
+  // CausalLm: forward, forward_cached and n_positions.
+  torch::nn::Module& lm_module() override { return *this; }
+  torch::Tensor logits(const torch::Tensor& idx) override { return forward(idx); }
+  torch::Tensor logits_cached(const torch::Tensor& idx, KVCache& cache) override { return forward_cached(idx, cache); }
+  int64_t context_length() const override { return config_.n_positions; }
+  int64_t vocab_size() const override { return config_.vocab_size; }
 
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};
@@ -132,37 +109,25 @@ class GptImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Gpt);
 
-// Per-token cross-entropy: logits (B, T, V), targets (B, T) → (B, T) fp32 losses.
-torch::Tensor token_losses(const torch::Tensor& logits, const torch::Tensor& targets);
-
-// Sum of the per-token losses where mask (B, T) is 1 — the numerator of the masked LM loss; the
-// caller divides by the number of trained tokens of its normalisation window.
-torch::Tensor masked_lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets,
-                                 const torch::Tensor& mask);
-
-struct GenerateOptions {
-  int64_t max_new_tokens = 64;
-  double temperature = 0.0;  // 0 = greedy
-  int64_t top_k = 0;         // 0 = no top-k filter
-  std::optional<int64_t> stop_token;  // generation stops after emitting it (it is not returned)
-  uint64_t seed = 0;         // for sampling
-};
-
-// Generates after `prompt` (non-empty) with a KV cache, one sequence. Returns only the new ids.
-// The prompt is cut from the left when it exceeds n_positions; generation stops at n_positions.
-std::vector<int64_t> generate(Gpt& model, const std::vector<int64_t>& prompt,
-                              const GenerateOptions& options);
-
-// Detached views of a module's parameters by name (no copy).
-TensorMap parameter_tensors(torch::nn::Module& module);
-
-// Copies `tensors` into the module's parameters of the same names. Every parameter must be present
-// with its shape: CheckpointError "<what>: missing parameter P" / "… parameter P has shape …".
-void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what);
-
-// A model directory: config.json (+ model.safetensors) (+ retain_tokenizer.json).
-inline constexpr const char* kConfigFile = "config.json";
-inline constexpr const char* kWeightsFile = "model.safetensors";
+// The chat-LM functions (causal_lm.h, eval.h, chat_task.h) on a GPT.
+inline std::vector<int64_t> generate(Gpt& model, const std::vector<int64_t>& prompt, const GenerateOptions& options) {
+  return generate(static_cast<CausalLm&>(*model), prompt, options);
+}
+inline LossStats evaluate_loss(Gpt& model, const std::vector<RenderedChat>& set, int64_t batch_size) {
+  return evaluate_loss(static_cast<CausalLm&>(*model), set, batch_size);
+}
+inline EvalResult evaluate(Gpt& model, const Tokenizer& tokenizer, const std::vector<ChatExample>& examples,
+                           const EvalOptions& options) {
+  return evaluate(static_cast<CausalLm&>(*model), tokenizer, examples, options);
+}
+inline TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
+                          const std::vector<RenderedChat>& valid_set, const std::string& run_dir, bool resume,
+                          const TrainHooks& hooks = {}) {
+  return train(static_cast<CausalLm&>(*model), config, train_set, valid_set, run_dir, resume, hooks);
+}
+inline TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, const FisherOptions& options) {
+  return estimate_fisher(static_cast<CausalLm&>(*model), data, options);
+}
 
 struct LoadedModel {
   GptConfig config;
@@ -175,12 +140,6 @@ struct LoadedModel {
 // present with its shape (CheckpointError naming the parameter otherwise). Without weights the
 // model is initialised from `init_seed`. Checks tokenizer vocab ≤ config vocab_size.
 LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed);
-
-// Writes a model directory atomically (temp folder, fsync, rename): model.safetensors with the
-// parameters of `module` (fp32, CPU) and each {file name, text} of `files`. Refuses an existing
-// DIR unless `overwrite` (CheckpointError); a failure leaves no temp folder behind.
-void write_model_dir(const std::string& dir, torch::nn::Module& module,
-                     const std::vector<std::pair<std::string, std::string>>& files, bool overwrite);
 
 // Writes DIR atomically (temp folder, fsync, rename). Refuses an existing DIR unless `overwrite`.
 void save_model_dir(const std::string& dir, const GptConfig& config, Gpt& model,

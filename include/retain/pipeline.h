@@ -19,6 +19,7 @@
 
 #include "retain/eval.h"
 #include "retain/ewc.h"
+#include "retain/family.h"
 #include "retain/gate.h"
 #include "retain/replay.h"
 #include "retain/trainer.h"
@@ -68,7 +69,7 @@ struct RoundOptions {
 
 struct TestSetScores {
   std::string name, metric, data_hash;
-  EvalResult candidate;
+  Metrics candidate;  // every metric measured on the set
   std::map<std::string, double> base;  // metric → value (from the registry or measured now)
 };
 

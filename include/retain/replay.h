@@ -22,6 +22,7 @@
 #include "retain/data.h"
 #include "retain/features.h"
 #include "retain/hash.h"
+#include "retain/replay_row.h"
 #include "retain/sqlite.h"
 
 namespace retain {
@@ -36,26 +37,6 @@ enum class SampleStrategy {
 // "diverse" | "uniform" | "proportional"; parse throws ConfigError on anything else.
 const char* strategy_name(SampleStrategy strategy);
 SampleStrategy parse_sample_strategy(const std::string& name);
-
-// The topic of an example: example.topic when non-empty, else the first five whitespace-separated
-// words of the last user message joined by single spaces ("" when there is no user message).
-std::string replay_topic(const ChatExample& example);
-// SHA-256 of the canonical messages JSON ([{"role","content","weight" when 0}…]); metadata such
-// as topic does not count, so the same conversation is stored once.
-Sha256Digest replay_hash(const ChatExample& example);
-
-// A buffer row before it is stored: what dedup, topic-diverse sampling and the size accounting
-// need, and the example as one JSON line. replay_row makes one for a chat; feature_replay_rows
-// for feature examples ({"features": [...], "label": k}, topic "class k", tokens = feature count,
-// hash over the line) — the mlp family's replay.
-struct ReplayRow {
-  Sha256Digest hash;
-  std::string topic;
-  int64_t tokens = 0;
-  std::string json;
-};
-ReplayRow replay_row(const ChatExample& example);
-std::vector<ReplayRow> feature_replay_rows(const FeatureSet& set);
 
 struct StoredExample {
   int64_t id = 0;

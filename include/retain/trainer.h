@@ -12,7 +12,6 @@
 #include <torch/torch.h>
 
 #include "retain/batch.h"
-#include "retain/model.h"
 #include "retain/tokenizer.h"
 
 namespace retain {
@@ -120,7 +119,7 @@ struct TrainSummary {
 };
 
 // What the trainer trains, for any model family: the module, its training examples as host
-// batches, and the summed loss of a batch. ChatTask (below, the gpt family on chat data) and
+// batches, and the summed loss of a batch. ChatTask (chat_task.h, the chat families) and
 // FeatureTask (mlp.h, the mlp family on feature vectors) implement it.
 class TrainTask {
  public:
@@ -138,37 +137,10 @@ class TrainTask {
   virtual std::optional<ValidLog> validate(int64_t batch_size) { return std::nullopt; }
 };
 
-// The gpt family on rendered chat examples: masked next-token loss, sequences cut to max_len
-// (0: the model's n_positions) tokens. Holds references: the model and sets must outlive it.
-class ChatTask : public TrainTask {
- public:
-  ChatTask(Gpt& model, const std::vector<RenderedChat>& train_set, const std::vector<RenderedChat>& valid_set,
-           int64_t max_len);
-  torch::nn::Module& module() override { return *model_; }
-  std::vector<int64_t> lengths() const override;
-  Batch batch(const std::vector<int64_t>& indices, bool pin) const override;
-  torch::Tensor loss_sum(const Batch& batch) override;
-  std::optional<ValidLog> validate(int64_t batch_size) override;
-
- private:
-  Gpt& model_;
-  const std::vector<RenderedChat>& train_set_;
-  const std::vector<RenderedChat>& valid_set_;
-  int64_t max_len_;
-};
-
 // Optimizer steps the config gives for a training set of `num_examples`.
 int64_t total_steps(const TrainConfig& config, int64_t num_examples);
 
-// Trains `model` (already on config.resolved_device(), or on the rank's GPU: DistEnv) on `train_set`
-// on the device it is on. `valid_set` may be empty.
-// `run_dir` receives metrics.jsonl and checkpoints/step-N/ (model, AdamW moments, schedule and data
-// position, RNG state, then a COMPLETE marker). With `resume`, continues from the newest complete
-// checkpoint in run_dir (CheckpointError when there is none) and ends bit-identical (CPU) to an
-// uninterrupted run. Throws TrainingError after max_nonfinite consecutive non-finite updates.
-TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
-                   const std::vector<RenderedChat>& valid_set, const std::string& run_dir,
-                   bool resume, const TrainHooks& hooks = {});
+
 // The same loop for any TrainTask (the module on its device; its first parameter says which).
 TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string& run_dir, bool resume,
                    const TrainHooks& hooks = {});

@@ -9,8 +9,10 @@
 #include "retain/checkpoint.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +21,7 @@
 #include "retain/fileio.h"
 
 namespace retain {
+namespace fs = std::filesystem;
 namespace {
 
 using nlohmann::json;
@@ -332,6 +335,70 @@ nlohmann::json read_json_file(const std::string& path) {
   } catch (const nlohmann::json::parse_error& e) {
     throw CheckpointError(path + ": malformed JSON: " + e.what());
   }
+}
+
+TensorMap parameter_tensors(torch::nn::Module& module) {
+  TensorMap out;
+  for (const auto& p : module.named_parameters()) out[p.key()] = p.value().detach();
+  return out;
+}
+
+void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.named_parameters()) {
+    auto it = tensors.find(p.key());
+    if (it == tensors.end()) throw CheckpointError(what + ": missing parameter " + p.key());
+    if (it->second.sizes() != p.value().sizes())
+      throw CheckpointError(what + ": parameter " + p.key() + " has shape " + c10::str(it->second.sizes()) +
+                            ", the model needs " + c10::str(p.value().sizes()));
+    p.value().copy_(it->second);
+  }
+}
+
+void write_model_dir(const std::string& dir, torch::nn::Module& module,
+                     const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
+  if (fs::exists(dir) && !overwrite)
+    throw CheckpointError(dir + ": already exists; pass --overwrite to replace it");
+  build_directory(dir, overwrite, [&](const std::string& tmp) {
+    TensorMap tensors;
+    for (const auto& p : module.named_parameters())
+      tensors[p.key()] = p.value().detach().to(torch::kCPU, torch::kFloat);
+    save_safetensors((fs::path(tmp) / kWeightsFile).string(), tensors);
+    for (const auto& [name, text] : files) write_file_atomic((fs::path(tmp) / name).string(), text);
+  });
+}
+
+std::map<std::string, std::pair<torch::Tensor, std::string>> read_weight_files(const std::string& dir) {
+  const fs::path root(dir);
+  std::vector<std::string> files;
+  if (fs::is_regular_file(root / "model.safetensors")) {
+    files.push_back((root / "model.safetensors").string());
+  } else if (fs::is_regular_file(root / kIndexFile)) {
+    const std::string index_path = (root / kIndexFile).string();
+    const nlohmann::json index = read_json_file(index_path);
+    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+      throw CheckpointError(index_path + ": expected {\"weight_map\": {tensor: file}}");
+    std::set<std::string> shards;
+    for (const auto& [name, file] : index["weight_map"].items()) {
+      if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
+        throw CheckpointError(index_path + ": weight_map[\"" + name + "\"] must be a file name in " + dir);
+      shards.insert(file.get<std::string>());
+    }
+    for (const std::string& shard : shards) files.push_back((root / shard).string());
+  } else if (fs::exists(root / "pytorch_model.bin")) {
+    throw CheckpointError(dir + ": only pytorch_model.bin (a pickle), which retain does not read; "
+                          "save the model with safetensors first (save_pretrained(DIR, safe_serialization=True))");
+  } else {
+    throw CheckpointError(dir + ": no model.safetensors or " + kIndexFile);
+  }
+  std::map<std::string, std::pair<torch::Tensor, std::string>> out;
+  for (const std::string& file : files) {
+    for (auto& [name, tensor] : load_safetensors(file).tensors) {
+      if (out.count(name)) throw CheckpointError(file + ": tensor " + name + " is also in " + out[name].second);
+      out[name] = {tensor, file};
+    }
+  }
+  return out;
 }
 
 }  // namespace retain

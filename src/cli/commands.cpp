@@ -13,6 +13,9 @@
 #include "retain/errors.h"
 #include "retain/eval.h"
 #include "retain/ewc.h"
+#include "retain/chat_family.h"
+#include "retain/family.h"
+#include "retain/fisher_job.h"
 #include "retain/finetune.h"
 #include "retain/log.h"
 #include "retain/mlp.h"
@@ -152,47 +155,43 @@ int Commands::finetune() {
 }
 
 int Commands::eval() {
-  if (is_mlp_dir(model_)) {
-    auto loaded = load_mlp_dir(model_, seed_);
-    const FeatureSet set = read_features(test_, labels_, loaded.config);
-    loaded.model->to(parse_device(device_));
-    const LossStats s = evaluate_classifier(loaded.model, set, batch_size_);
-    if (json_) {
-      std::cout << nlohmann::json({{"model", model_}, {"test", test_}, {"examples", s.examples}, {"loss", s.loss},
-                                   {"perplexity", s.perplexity}, {"accuracy", s.token_accuracy}}).dump(2) << "\n";
-    } else {
-      std::printf("model %s (mlp) | test %s | %ld examples\nloss %.4f | accuracy %.4f\n", model_.c_str(),
-                  test_.c_str(), long(s.examples), s.loss, s.token_accuracy);
+  const ModelFamily& family = family_of(model_);
+  const auto examples = family.read_examples(model_, test_, labels_);
+  auto model = family.load(model_, seed_);
+  model->module().to(parse_device(device_));
+  EvalSettings settings;
+  settings.batch_size = batch_size_;
+  settings.generate = !no_exact_match_;
+  settings.max_new_tokens = max_new_tokens_;
+  const Metrics m = model->evaluate(*examples, settings);
+  if (json_) {
+    nlohmann::json j = {{"model", model_}, {"test", test_}};
+    for (const auto& [name, value] : m) {
+      if (name == "examples" || name == "trained_tokens") j[name] = int64_t(value);
+      else j[name] = value;
     }
+    std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
-  auto loaded = load_model_dir(model_, seed_);
-  loaded.model->to(parse_device(device_));
-  const auto examples = read_chat_file(test_);
-  EvalOptions options;
-  options.batch_size = batch_size_;
-  options.exact_match = !no_exact_match_;
-  options.max_new_tokens = max_new_tokens_;
-  const auto result = evaluate(loaded.model, *loaded.tokenizer, examples, options);
-  if (json_) {
-    auto j = result.to_json();
-    j["model"] = model_;
-    j["test"] = test_;
-    std::cout << j.dump(2) << "\n";
-  } else {
-    std::printf("model %s | test %s | %ld examples, %ld trained tokens\n", model_.c_str(), test_.c_str(),
-                long(result.loss.examples), long(result.loss.trained_tokens));
-    std::printf("loss %.4f | perplexity %.3f | token_accuracy %.4f", result.loss.loss,
-                result.loss.perplexity, result.loss.token_accuracy);
-    if (result.exact_match_examples > 0) std::printf(" | exact_match %.4f", result.exact_match);
-    std::printf("\n");
+  std::printf("model %s (%s) | test %s | %ld examples", model_.c_str(), family.name().c_str(), test_.c_str(),
+              long(m.at("examples")));
+  if (m.count("trained_tokens")) std::printf(", %ld trained tokens", long(m.at("trained_tokens")));
+  std::printf("\n");
+  const char* sep = "";
+  for (const auto& name : family.metrics()) {
+    if (!m.count(name)) continue;
+    std::printf("%s%s %.4f", sep, name.c_str(), m.at(name));
+    sep = " | ";
   }
+  std::printf("\n");
   return kExitOk;
 }
 
 int Commands::generate() {
-  auto loaded = load_model_dir(model_, seed_);
-  loaded.model->to(parse_device(device_));
+  const auto model = load_family_model(model_, seed_);
+  ChatModel& chat_model = as_chat_model(*model, model_);
+  const Tokenizer& tokenizer = chat_model.tokenizer();
+  model->module().to(parse_device(device_));
   GenerateOptions options;
   options.max_new_tokens = max_new_tokens_;
   options.temperature = temperature_;
@@ -200,25 +199,28 @@ int Commands::generate() {
   options.seed = seed_;
   std::vector<int64_t> prompt;
   if (raw_) {
-    prompt = loaded.tokenizer->encode(prompt_);
+    prompt = tokenizer.encode(prompt_);
   } else {
     ChatExample chat;
     chat.messages = {{Role::kUser, prompt_, 1}, {Role::kAssistant, "", 1}};
-    prompt = loaded.tokenizer->render_prompt(chat);
-    options.stop_token = loaded.tokenizer->end_of_turn_token();
+    prompt = tokenizer.render_prompt(chat);
+    options.stop_token = tokenizer.end_of_turn_token();
   }
   if (prompt.empty()) throw ConfigError("--prompt: empty prompt");
-  std::cout << loaded.tokenizer->decode(retain::generate(loaded.model, prompt, options)) << "\n";
+  std::cout << tokenizer.decode(retain::generate(chat_model.lm(), prompt, options)) << "\n";
   return kExitOk;
 }
 
 int Commands::data_validate() {
   int64_t context = context_;
-  std::unique_ptr<Tokenizer> tokenizer = std::make_unique<ByteTokenizer>();
+  const ByteTokenizer byte_tokenizer;
+  const Tokenizer* tokenizer = &byte_tokenizer;
+  std::unique_ptr<FamilyModel> model;
   if (!model_.empty()) {
-    auto loaded = load_model_dir(model_, 0);
-    tokenizer = std::move(loaded.tokenizer);
-    if (context == 0) context = loaded.config.n_positions;
+    model = load_family_model(model_, 0);
+    ChatModel& chat_model = as_chat_model(*model, model_);
+    tokenizer = &chat_model.tokenizer();
+    if (context == 0) context = chat_model.lm().context_length();
   }
   if (context == 0) context = 256;
   const auto report = make_data_report(files_, *tokenizer, context);

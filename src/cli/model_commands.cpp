@@ -8,7 +8,8 @@
 
 #include "flags.h"
 #include "retain/errors.h"
-#include "retain/hf.h"
+#include "retain/chat_family.h"
+#include "retain/family.h"
 #include "retain/registry.h"
 #include "retain/trainer.h"
 #include "retain/workspace.h"
@@ -16,7 +17,7 @@
 namespace retain::cli {
 
 ModelCommands::ModelCommands(CLI::App& app) {
-  export_ = app.add_subcommand("export", "write a version (or a model directory) as a Hugging Face GPT-2 directory");
+  export_ = app.add_subcommand("export", "write a version (or a model directory) as a Hugging Face directory");
   auto* id = export_->add_option("id", model_id_, "the version's id in the workspace's registry");
   auto* model = export_->add_option("--model", model_dir_, "a retain model directory instead of a version");
   id->excludes(model);
@@ -46,18 +47,20 @@ int ModelCommands::export_model() {
     Workspace ws = Workspace::open(Workspace::resolve(workspace_));
     dir = ws.dir() + "/" + Registry(ws.db()).get(model_id_).model_dir;
   }
-  export_hf_gpt2(dir, hf_dir_, overwrite_);
-  std::printf("exported %s to %s (Hugging Face GPT-2: config.json, model.safetensors, tokenizer files)\n",
-              model_id_.empty() ? dir.c_str() : model_id_.c_str(), hf_dir_.c_str());
+  const ModelFamily& family = family_of(dir);
+  family.export_hf(dir, hf_dir_, overwrite_);
+  std::printf("exported %s to %s (Hugging Face %s: config.json, model.safetensors, tokenizer files)\n",
+              model_id_.empty() ? dir.c_str() : model_id_.c_str(), hf_dir_.c_str(), family.name().c_str());
   return kExitOk;
 }
 
 int ModelCommands::logits() {
-  LoadedModel loaded = load_model_dir(model_dir_, 0);
-  if (!loaded.has_weights) throw CheckpointError(model_dir_ + ": no " + std::string(kWeightsFile));
+  const auto model = load_family_model(model_dir_, 0);
+  if (!model->has_weights()) throw CheckpointError(model_dir_ + ": no " + std::string(kWeightsFile));
+  CausalLm& lm = as_chat_model(*model, model_dir_).lm();
   const torch::Device device = parse_device(device_);
-  loaded.model->to(device);
-  loaded.model->eval();
+  model->module().to(device);
+  model->module().eval();
   torch::NoGradGuard no_grad;
   TensorMap out;
   std::string line;
@@ -68,16 +71,16 @@ int ModelCommands::logits() {
     } catch (const std::exception& e) {
       throw DataError("stdin:" + std::to_string(line_no) + ": expected a JSON array of token ids: " + e.what());
     }
-    if (ids.empty() || int64_t(ids.size()) > loaded.config.n_positions)
-      throw DataError("stdin:" + std::to_string(line_no) + ": expected 1 to n_positions (" +
-                      std::to_string(loaded.config.n_positions) + ") ids, got " + std::to_string(ids.size()));
+    if (ids.empty() || int64_t(ids.size()) > lm.context_length())
+      throw DataError("stdin:" + std::to_string(line_no) + ": expected 1 to the context length (" +
+                      std::to_string(lm.context_length()) + ") ids, got " + std::to_string(ids.size()));
     for (const int64_t id : ids) {
-      if (id < 0 || id >= loaded.config.vocab_size)
+      if (id < 0 || id >= lm.vocab_size())
         throw DataError("stdin:" + std::to_string(line_no) + ": id " + std::to_string(id) +
-                        " is outside the vocabulary [0, " + std::to_string(loaded.config.vocab_size) + ")");
+                        " is outside the vocabulary [0, " + std::to_string(lm.vocab_size()) + ")");
     }
     const torch::Tensor idx = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);  // (1, T)
-    out["logits." + std::to_string(line_no - 1)] = loaded.model->forward(idx)[0].to(torch::kCPU, torch::kFloat);
+    out["logits." + std::to_string(line_no - 1)] = lm.logits(idx)[0].to(torch::kCPU, torch::kFloat);
   }
   save_safetensors(out_, out);
   std::printf("wrote logits of %zu sequences to %s\n", out.size(), out_.c_str());

@@ -1,11 +1,11 @@
-// Diagonal Fisher estimation: the fast batched per-example path for the `gpt` family, and the
-// one-example-at-a-time reference loop for any module.
+// Diagonal Fisher estimation for any module: the one-example-at-a-time reference loop, and the
+// batched per-example path from captured layer activations (capture.h).
 #include <random>
 #include <unordered_map>
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "retain/batch.h"
+#include "retain/capture.h"
 #include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/ewc.h"
@@ -67,72 +67,82 @@ class Shard {
   Collective* collective_;
 };
 
-// Targets drawn from the model's predictive distribution at every position: logits (B, T, V).
-torch::Tensor sample_targets(const torch::Tensor& logits, at::Generator& gen) {
-  torch::NoGradGuard no_grad;
-  const int64_t V = logits.size(-1);
-  auto probs = torch::softmax(logits.detach().to(torch::kFloat).reshape({-1, V}), -1).cpu();
-  return torch::multinomial(probs, 1, true, gen).view(logits.sizes().slice(0, 2)).to(logits.device());
-}
-
-// Each example's mean loss over its trained tokens: (B).
-torch::Tensor per_example_loss(const torch::Tensor& logits, const torch::Tensor& targets,
-                               const torch::Tensor& mask) {
-  return (token_losses(logits, targets) * mask).sum(1) / mask.sum(1).clamp_min(1.0);
-}
-
 void check_finite(const TensorMap& fisher) {
   for (const auto& [name, f] : fisher)
     if (!torch::isfinite(f).all().item<bool>())
       throw TrainingError("Fisher of parameter " + name + " is not finite; check the model and data");
 }
 
-// Adds Σ_n G_n² to fisher[name] for per-example gradients G (N, …).
+// Adds Σ_n G_n² to fisher[name] for per-example gradients G (N, …); a parameter the Fisher does
+// not cover (frozen: no requires_grad) is skipped.
 void add_sq(TensorMap& fisher, const std::string& name, const torch::Tensor& per_example, double scale) {
-  fisher.at(name).add_(per_example.pow_(2).sum(0), scale);  // per_example is a temporary
+  const auto it = fisher.find(name);
+  if (it != fisher.end()) it->second.add_(per_example.pow_(2).sum(0), scale);  // per_example is a temporary
 }
 
-// Per-example squared gradients of every parameter from the captured activations of one batched
-// backward pass. Linear: G_n = Σ_t g_nt x_ntᵀ; LayerNorm: G_n = Σ_t g_nt ⊙ x̂_nt; wte gathers the
-// embedding rows of the example's tokens plus the tied output projection Σ_t dlogits_nt h_ntᵀ.
 using ModuleNames = std::unordered_map<const torch::nn::Module*, std::string>;
 
-ModuleNames module_names(Gpt& model) {
+ModuleNames module_names(torch::nn::Module& model) {
   ModuleNames names;
-  for (const auto& m : model->named_modules("", /*include_self=*/false)) names[m.value().get()] = m.key();
+  for (const auto& m : model.named_modules("", /*include_self=*/false)) names[m.value().get()] = m.key();
   return names;
 }
 
-// `grads[i]` is the gradient of the summed loss with respect to records[i].output.
+// (N, …, D) → (N, M, D): every position of an example in one dimension.
+torch::Tensor per_position(const torch::Tensor& t) { return t.reshape({t.size(0), -1, t.size(-1)}); }
+
+// Per-example squared gradients of every recorded layer's parameters. `grads[i]` is the gradient
+// of the summed loss with respect to records[i].output. Linear: G_n = Σ_t g_nt x_ntᵀ; LayerNorm
+// and RMSNorm: G_n = Σ_t g_nt ⊙ x̂_nt; embeddings gather the rows of the example's tokens, plus a
+// tied output projection's Σ_t g_nt h_ntᵀ.
 void accumulate_captured(const ModuleNames& names, std::vector<LayerCapture>& records,
                          const std::vector<torch::Tensor>& grads, TensorMap& fisher, double scale) {
   torch::NoGradGuard no_grad;
-  torch::Tensor emb_grad, emb_idx;  // (N, T, C), (N, T)
+  std::unordered_map<std::string, std::pair<torch::Tensor, torch::Tensor>> embedded;  // name → (ids, grad)
   for (size_t i = 0; i < records.size(); ++i) {
     const LayerCapture& r = records[i];
-    const auto& g = grads[i];
-    if (!g.defined()) continue;
+    if (!grads[i].defined()) continue;
+    const auto g = per_position(grads[i]);
     if (r.kind == LayerCapture::Kind::kLinear) {
       const auto& prefix = names.at(r.module);
-      add_sq(fisher, prefix + ".weight", torch::bmm(g.transpose(1, 2), r.input), scale);  // (N, out, in)
+      add_sq(fisher, prefix + ".weight", torch::bmm(g.transpose(1, 2), per_position(r.input)), scale);  // (N, out, in)
       add_sq(fisher, prefix + ".bias", g.sum(1), scale);
     } else if (r.kind == LayerCapture::Kind::kLayerNorm) {
       const auto& prefix = names.at(r.module);
       const double eps = dynamic_cast<const torch::nn::LayerNormImpl*>(r.module)->options.eps();
-      const auto& x = r.input;
+      const auto x = per_position(r.input);
       auto xhat = (x - x.mean(-1, true)) / (x.var(-1, /*unbiased=*/false, true) + eps).sqrt();
       add_sq(fisher, prefix + ".weight", (g * xhat).sum(1), scale);
       add_sq(fisher, prefix + ".bias", g.sum(1), scale);
+    } else if (r.kind == LayerCapture::Kind::kRmsNorm) {
+      const auto& prefix = names.at(r.module);
+      const auto x = per_position(r.input).to(torch::kFloat);
+      auto xhat = x * torch::rsqrt(x.pow(2).mean(-1, true) + r.eps);
+      add_sq(fisher, prefix + ".weight", (g.to(torch::kFloat) * xhat).sum(1), scale);
     } else if (r.kind == LayerCapture::Kind::kEmbeddings) {
-      emb_grad = g;
-      emb_idx = r.input;
-    } else {  // kOutput: logits = h wteᵀ, so dL/dwte gets dlogitsᵀ h per example, plus the embedding rows
-      const int64_t N = g.size(0), T = g.size(1), C = r.input.size(2);
-      auto wte = torch::bmm(g.transpose(1, 2), r.input);  // (N, V, C)
-      wte.scatter_add_(1, emb_idx.unsqueeze(-1).expand({N, T, C}), emb_grad);
-      add_sq(fisher, "wte.weight", wte, scale);
-      fisher.at("wpe.weight").narrow(0, 0, T).add_(emb_grad.pow(2).sum(0), scale);  // emb_grad is reused above
+      embedded[r.embedding] = {r.input, g};
+      if (!r.positions.empty() && fisher.count(r.positions)) {
+        const int64_t T = g.size(1);
+        fisher.at(r.positions).narrow(0, 0, T).add_(g.pow(2).sum(0), scale);
+      }
+    } else {  // kTiedOutput: logits = h Eᵀ, so dL/dE gets gᵀ h per example, plus the embedding rows
+      const auto h = per_position(r.input);
+      auto e = torch::bmm(g.transpose(1, 2), h);  // (N, V, C)
+      const auto it = embedded.find(r.embedding);
+      if (it != embedded.end()) {
+        const auto& [ids, eg] = it->second;
+        e.scatter_add_(1, ids.reshape({ids.size(0), -1, 1}).expand({eg.size(0), eg.size(1), eg.size(2)}), eg);
+        embedded.erase(it);
+      }
+      add_sq(fisher, r.embedding, e, scale);
     }
+  }
+  for (auto& [name, ig] : embedded) {  // an untied embedding: only its rows
+    if (!fisher.count(name)) continue;
+    const auto& [ids, eg] = ig;
+    auto e = torch::zeros({eg.size(0), fisher.at(name).size(0), eg.size(2)}, eg.options());
+    e.scatter_add_(1, ids.reshape({ids.size(0), -1, 1}).expand({eg.size(0), eg.size(1), eg.size(2)}), eg);
+    add_sq(fisher, name, e, scale);
   }
 }
 
@@ -195,56 +205,36 @@ TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const Pe
   return fisher;
 }
 
-TensorMap estimate_fisher(Gpt& model, const std::vector<RenderedChat>& data, const FisherOptions& options) {
-  const bool was_training = model->is_training();
-  model->eval();  // no dropout: the Fisher of the deterministic model
-  const auto device = model->wte->weight.device();
-  const int64_t max_len = model->config().n_positions;
-  // Examples with no trained token carry no loss; they are left out.
-  std::vector<RenderedChat> usable;
-  for (const auto& ex : data)
-    if (std::count(ex.mask.begin() + 1, ex.mask.end(), 1) > 0) usable.push_back(ex);
-  if (usable.empty()) throw TrainingError("no example with a trained token to estimate the Fisher on");
 
-  auto batch_losses = [&](const std::vector<int64_t>& indices, bool sample, at::Generator& gen) {
-    Batch b = to_device(make_batch(usable, indices, max_len), device);
-    auto logits = model->forward(b.inputs);
-    auto targets = sample ? sample_targets(logits, gen) : b.targets;
-    return per_example_loss(logits, targets, b.mask);
-  };
+TensorMap estimate_fisher_batched(torch::nn::Module& model, int64_t count, const PerExampleLoss& losses,
+                                  const FisherOptions& options) {
   TensorMap fisher;
-  const bool loop = options.path == FisherOptions::Path::kLoop ||
-                    (options.path == FisherOptions::Path::kAuto && !device.is_cuda());
-  if (loop || options.estimator == FisherEstimator::kBatch) {
-    fisher = estimate_fisher_loop(*model, usable.size(), batch_losses, options);
-  } else {
-    for (auto& p : model->named_parameters()) fisher[p.key()] = torch::zeros_like(p.value(), torch::kFloat);
-    const ModuleNames names = module_names(model);
-    auto gen = at::detail::createCPUGenerator(options.seed);
-    const auto idx = pick(usable.size(), options.num_samples, options.seed);
-    const bool sample = options.estimator == FisherEstimator::kTrue;
-    const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
-    const Shard shard(options);
-    for (size_t s = 0; s < idx.size(); s += options.batch_size) {
-      if (!shard.mine(int64_t(s) / options.batch_size)) continue;
-      std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
-      for (int64_t r = 0; r < repeats; ++r) {
-        CaptureScope scope;
-        const torch::Tensor loss = batch_losses(chunk, sample, gen).sum();
-        // Gradients with respect to the captured layer outputs only: autograd then skips the
-        // parameters' own (summed) gradients, a third of a backward pass that is not needed here.
-        std::vector<torch::Tensor> outputs;
-        for (const auto& r : scope.records()) outputs.push_back(r.output);
-        const auto grads = torch::autograd::grad({loss}, outputs, {}, /*retain_graph=*/false,
-                                                 /*create_graph=*/false, /*allow_unused=*/true);
-        accumulate_captured(names, scope.records(), grads, fisher, 1.0 / repeats);
-      }
+  for (auto& p : model.named_parameters())
+    if (p.value().requires_grad()) fisher[p.key()] = torch::zeros_like(p.value(), torch::kFloat);
+  const ModuleNames names = module_names(model);
+  auto gen = at::detail::createCPUGenerator(options.seed);
+  const auto idx = pick(count, options.num_samples, options.seed);
+  const bool sample = options.estimator == FisherEstimator::kTrue;
+  const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
+  const Shard shard(options);
+  for (size_t s = 0; s < idx.size(); s += options.batch_size) {
+    if (!shard.mine(int64_t(s) / options.batch_size)) continue;
+    std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
+    for (int64_t r = 0; r < repeats; ++r) {
+      CaptureScope scope;
+      const torch::Tensor loss = losses(chunk, sample, gen).sum();
+      // Gradients with respect to the captured layer outputs only: autograd then skips the
+      // parameters' own (summed) gradients, a third of a backward pass that is not needed here.
+      std::vector<torch::Tensor> outputs;
+      for (const auto& rec : scope.records()) outputs.push_back(rec.output);
+      const auto grads = torch::autograd::grad({loss}, outputs, {}, /*retain_graph=*/false,
+                                               /*create_graph=*/false, /*allow_unused=*/true);
+      accumulate_captured(names, scope.records(), grads, fisher, 1.0 / repeats);
     }
-    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
-    shard.finish(fisher, int64_t(idx.size()));
-    check_finite(fisher);
   }
-  model->train(was_training);
+  for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
+  shard.finish(fisher, int64_t(idx.size()));
+  check_finite(fisher);
   return fisher;
 }
 

@@ -10,9 +10,9 @@
 #include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/ewc.h"
+#include "retain/family.h"
 #include "retain/fileio.h"
 #include "retain/log.h"
-#include "retain/mlp.h"
 
 namespace retain {
 namespace fs = std::filesystem;
@@ -22,96 +22,36 @@ namespace {
 const std::vector<std::string> kPathKeys = {"model", "train", "valid", "out", "run_dir", "overwrite", "ewc_state",
                                             "train_labels", "valid_labels"};
 
-std::vector<RenderedChat> render_all(const std::vector<ChatExample>& examples, const Tokenizer& tok) {
-  std::vector<RenderedChat> out;
-  out.reserve(examples.size());
-  for (const auto& ex : examples) out.push_back(tok.render(ex));
-  return out;
-}
+// The model of either family with its data: read before anything is written.
+struct FamilyJob {
+  std::unique_ptr<FamilyModel> model;
+  std::unique_ptr<Examples> train, valid;
+  std::unique_ptr<TrainTask> task;
 
-// What depends on the model family: the data, the model, the trainer's task, and the output.
-class FamilyJob {
- public:
-  virtual ~FamilyJob() = default;
-  virtual torch::nn::Module& module() = 0;
-  virtual TrainTask& task() = 0;
-  virtual int64_t valid_size() const = 0;
-  // "model DIR (N parameters, weights | fresh init) | n train / m valid examples"
-  virtual std::string describe() const = 0;
-  virtual void save(const std::string& out, bool overwrite, const nlohmann::json& card) = 0;
-};
-
-// The gpt family on chat JSONL.
-class ChatJob : public FamilyJob {
- public:
-  explicit ChatJob(const FinetuneJob& job)
-      : model_dir_(job.model), loaded_(load_model_dir(job.model, job.training.seed)) {
-    const auto train_examples = read_chat_file(job.train);
-    const auto valid_examples = job.valid.empty() ? std::vector<ChatExample>{} : read_chat_file(job.valid);
-    if (train_examples.empty()) throw DataError(job.train + ": no examples");
-    train_ = render_all(train_examples, *loaded_.tokenizer);
-    valid_ = render_all(valid_examples, *loaded_.tokenizer);
-    task_.emplace(loaded_.model, train_, valid_, job.training.max_seq_len);
+  explicit FamilyJob(const FinetuneJob& job) {
+    const ModelFamily& family = family_of(job.model);
+    train = family.read_examples(job.model, job.train, job.train_labels);
+    if (train->size() == 0) throw DataError(job.train + ": no examples");
+    valid = job.valid.empty() ? family.no_examples() : family.read_examples(job.model, job.valid, job.valid_labels);
+    model = family.load(job.model, job.training.seed);
+    task = model->task(*train, *valid, job.training.max_seq_len);
   }
-  torch::nn::Module& module() override { return *loaded_.model; }
-  TrainTask& task() override { return *task_; }
-  int64_t valid_size() const override { return valid_.size(); }
-  std::string describe() const override {
-    return "model " + model_dir_ + " (" + std::to_string(loaded_.config.num_parameters()) + " parameters, " +
-           (loaded_.has_weights ? "weights" : "fresh init") + ") | " + std::to_string(train_.size()) + " train / " +
-           std::to_string(valid_.size()) + " valid examples";
+  // "model DIR (gpt, N parameters, weights | fresh init) | n train / m valid examples"
+  std::string describe(const std::string& dir) const {
+    return "model " + dir + " (" + model->describe() + ") | " + std::to_string(train->size()) + " train / " +
+           std::to_string(valid->size()) + " valid examples";
   }
-  void save(const std::string& out, bool overwrite, const nlohmann::json& card) override {
-    save_model_dir(out, loaded_.config, loaded_.model, *loaded_.tokenizer, overwrite, card);
-  }
-
- private:
-  std::string model_dir_;
-  LoadedModel loaded_;
-  std::vector<RenderedChat> train_, valid_;
-  std::optional<ChatTask> task_;
-};
-
-// The mlp family on feature data (JSONL, or IDX images with a labels file).
-class MlpJob : public FamilyJob {
- public:
-  explicit MlpJob(const FinetuneJob& job)
-      : model_dir_(job.model), loaded_(load_mlp_dir(job.model, job.training.seed)) {
-    train_ = read_features(job.train, job.train_labels, loaded_.config);
-    if (!job.valid.empty()) valid_ = read_features(job.valid, job.valid_labels, loaded_.config);
-    if (train_.size() == 0) throw DataError(job.train + ": no examples");
-    task_.emplace(loaded_.model, train_, valid_);
-  }
-  torch::nn::Module& module() override { return *loaded_.model; }
-  TrainTask& task() override { return *task_; }
-  int64_t valid_size() const override { return valid_.size(); }
-  std::string describe() const override {
-    return "model " + model_dir_ + " (mlp, " + std::to_string(loaded_.config.num_parameters()) + " parameters, " +
-           (loaded_.has_weights ? "weights" : "fresh init") + ") | " + std::to_string(train_.size()) + " train / " +
-           std::to_string(valid_.size()) + " valid examples";
-  }
-  void save(const std::string& out, bool overwrite, const nlohmann::json& card) override {
-    save_mlp_dir(out, loaded_.config, loaded_.model, overwrite, card);
-  }
-
- private:
-  std::string model_dir_;
-  LoadedMlp loaded_;
-  FeatureSet train_, valid_;
-  std::optional<FeatureTask> task_;
 };
 
 FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks& hooks) {
   // 1. Validate everything before writing anything.
   if (job.model.empty() || job.train.empty() || job.out.empty())
     throw ConfigError("finetune needs model, train and out (flags --model, --train, --out or config keys)");
-  std::unique_ptr<FamilyJob> family;
-  if (is_mlp_dir(job.model)) family = std::make_unique<MlpJob>(job);
-  else family = std::make_unique<ChatJob>(job);
+  auto family = std::make_unique<FamilyJob>(job);
   if (!resume && DistEnv::from_env().rank == 0 && fs::exists(job.out) && !job.overwrite)
     throw ConfigError(job.out + ": output directory already exists; pass --overwrite to replace it");
   const torch::Device device = DistEnv::from_env().device_for_rank(job.training.resolved_device());
-  family->module().to(device);
+  family->model->module().to(device);
   // The EWC state (anchor θ*, Fisher F) comes from the base model directory or --ewc-state.
   std::optional<EwcState> ewc;
   if (job.training.ewc_lambda > 0) {
@@ -119,7 +59,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
     if (!fs::exists(path))
       throw ConfigError("ewc_lambda " + std::to_string(job.training.ewc_lambda) + " needs an EWC state, but " + path +
                         " does not exist; run `retain fisher --model " + job.model + " --data FILE` or pass --ewc-state");
-    ewc = load_ewc(path, family->module());
+    ewc = load_ewc(path, family->model->module());
   }
 
   // Data parallel when started as one of several workers (torchrun, Slurm, --nproc): rank 0
@@ -136,7 +76,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   }
   if (hooks.on_run_started && writer) hooks.on_run_started(job.run_dir);
   log()->info("{} {} → {} | {} | run {}", resume ? "resuming" : "fine-tuning", job.train, job.out,
-              family->describe(), job.run_dir);
+              family->describe(job.model), job.run_dir);
 
   // 3. Train.
   FinetuneResult result;
@@ -144,13 +84,13 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   train_hooks.collective = collective.get();
   std::optional<EwcPenalty> penalty;
   if (ewc) {
-    penalty.emplace(family->module(), *ewc, job.training.ewc_lambda);
+    penalty.emplace(family->model->module(), *ewc, job.training.ewc_lambda);
     train_hooks.gradient_regularizer = [&penalty] { return penalty->add_gradient(); };
   }
-  result.summary = train(family->task(), job.training, job.run_dir, resume, train_hooks);
+  result.summary = train(*family->task, job.training, job.run_dir, resume, train_hooks);
   if (result.summary.last_valid) {
     const auto& v = *result.summary.last_valid;
-    result.valid = LossStats{v.loss, v.perplexity, v.token_accuracy, 0, family->valid_size()};
+    result.valid = LossStats{v.loss, v.perplexity, v.token_accuracy, 0, family->valid->size()};
   }
 
   // 4. The new model directory, written atomically.
@@ -162,7 +102,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
                                {"train", job.train},
                                {"valid", job.valid},
                                {"training", job.training.to_json()}};
-  if (writer) family->save(job.out, job.overwrite || resume, card);
+  if (writer) family->model->save(job.out, job.overwrite || resume, card);
   if (collective) collective->barrier();  // every worker ends after the output exists
   result.run_dir = job.run_dir;
   result.out = job.out;

@@ -85,17 +85,15 @@ void clean_workspace(Workspace& ws, Registry& registry, ReplayBuffer& buffer, co
 }
 
 // The round's new data, read and validated (DataError when there is none).
-detail::RoundData read_new_data(const std::string& path, const std::optional<MlpConfig>& classifier) {
-  detail::RoundData d = detail::read_round_data(path, classifier ? &*classifier : nullptr);
-  if (d.size() == 0) throw DataError(path + ": no examples");
+std::unique_ptr<Examples> read_new_data(const ModelFamily& family, const std::string& base_dir, const std::string& path) {
+  auto d = family.read_examples(base_dir, path);
+  if (d->size() == 0) throw DataError(path + ": no examples");
   return d;
 }
 
 // Stages the new data under the run until its version is promoted (or dropped).
-void stage_new_data(ReplayBuffer& buffer, const std::string& run_id, const detail::RoundData& data,
-                    const AddOptions& options) {
-  if (data.features.size() > 0) buffer.stage_rows(run_id, feature_replay_rows(data.features), options);
-  else buffer.stage(run_id, data.chats, options);
+void stage_new_data(ReplayBuffer& buffer, const std::string& run_id, const Examples& data, const AddOptions& options) {
+  buffer.stage_rows(run_id, data.replay_rows(), options);
 }
 
 VersionRecord base_version(Registry& registry, const std::string& base) {
@@ -111,46 +109,45 @@ VersionRecord base_version(Registry& registry, const std::string& base) {
 
 namespace detail {
 
-std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const MlpConfig* classifier) {
+std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const ModelFamily& family, const std::string& model_dir) {
+  const auto metrics = family.metrics();
   for (const auto& t : gate.test_sets) {
-    if (!classifier && t.metric == "accuracy")
-      throw ConfigError("gate.metrics." + t.name + ": accuracy is the metric of classifier test sets; chat test "
-                        "sets use exact_match, token_accuracy, loss or perplexity");
-    if (classifier && t.metric != "accuracy" && t.metric != "loss" && t.metric != "perplexity")
-      throw ConfigError("gate.metrics." + t.name + ": " + t.metric + " is a chat metric; a classifier is judged "
-                        "on accuracy, loss or perplexity");
+    if (std::find(metrics.begin(), metrics.end(), t.metric) == metrics.end()) {
+      std::string known;
+      for (const auto& m : metrics) known += (known.empty() ? "" : ", ") + m;
+      throw ConfigError("gate.metrics." + t.name + ": " + t.metric + " is not a metric of the " + family.name() +
+                        " family; its test sets are judged on " + known);
+    }
   }
   std::vector<LoadedTestSet> out;
   for (const auto& t : gate.test_sets) {
-    LoadedTestSet s{&t, {}, {}, "sha256:" + sha256_file_hex(t.file)};
-    if (classifier) s.features = read_features(t.file, "", *classifier);
-    else s.examples = read_chat_file(t.file);
-    if (s.examples.empty() && s.features.size() == 0)
-      throw DataError(t.file + ": test set \"" + t.name + "\" has no examples");
+    LoadedTestSet s{&t, family.read_examples(model_dir, t.file), "sha256:" + sha256_file_hex(t.file), metrics};
+    if (s.examples->size() == 0) throw DataError(t.file + ": test set \"" + t.name + "\" has no examples");
     out.push_back(std::move(s));
   }
   return out;
 }
 
-double metric_value(const EvalResult& r, const std::string& metric) {
-  if (metric == "accuracy") return r.loss.token_accuracy;  // a classifier's accuracy
-  if (metric == "loss") return r.loss.loss;
-  if (metric == "perplexity") return r.loss.perplexity;
-  if (metric == "token_accuracy") return r.loss.token_accuracy;
-  if (metric == "exact_match") return r.exact_match;
-  throw ConfigError("metric " + metric + " is not measured on this test set");
+double metric_value(const Metrics& metrics, const std::string& metric) {
+  const auto it = metrics.find(metric);
+  if (it == metrics.end()) throw ConfigError("metric " + metric + " is not measured on this test set");
+  return it->second;
 }
 
-std::vector<Score> to_scores(const LoadedTestSet& t, const EvalResult& r) {
-  if (t.features.size() > 0)
-    return {{t.config->name, "accuracy", r.loss.token_accuracy, t.hash},
-            {t.config->name, "loss", r.loss.loss, t.hash},
-            {t.config->name, "perplexity", r.loss.perplexity, t.hash}};
-  std::vector<Score> out = {{t.config->name, "loss", r.loss.loss, t.hash},
-                            {t.config->name, "perplexity", r.loss.perplexity, t.hash},
-                            {t.config->name, "token_accuracy", r.loss.token_accuracy, t.hash}};
-  if (r.exact_match_examples > 0) out.push_back({t.config->name, "exact_match", r.exact_match, t.hash});
+std::vector<Score> to_scores(const LoadedTestSet& t, const Metrics& metrics) {
+  std::vector<Score> out;
+  for (const auto& [name, value] : metrics)
+    if (std::find(t.metrics.begin(), t.metrics.end(), name) != t.metrics.end())
+      out.push_back({t.config->name, name, value, t.hash});
   return out;
+}
+
+EvalSettings eval_settings(const LoadedTestSet& t, const RoundConfig::Eval& eval) {
+  EvalSettings s;
+  s.batch_size = eval.batch_size;
+  s.max_new_tokens = eval.max_new_tokens;
+  s.generate = t.config->metric == "exact_match";  // generation is the slow part: only when judged on it
+  return s;
 }
 
 std::map<std::string, double> stored_or_measured(Registry& registry, const std::string& workspace,
@@ -170,7 +167,7 @@ std::map<std::string, double> stored_or_measured(Registry& registry, const std::
       loaded = own.get();
     }
     log()->info("measuring {} on test set {} (no stored score for this data)", model_id, t.config->name);
-    const EvalResult r = loaded->evaluate(t, eval);
+    const Metrics r = loaded->evaluate(t, eval);
     registry.set_scores(model_id, to_scores(t, r));
     out[t.config->name] = metric_value(r, t.config->metric);
   }
@@ -185,7 +182,7 @@ namespace {
 // With a collective (a data-parallel round), this is rank 0: it alone touches the workspace;
 // the other ranks (follow_round) train their share, join the sharded Fisher, and wait.
 RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
-                   const std::vector<detail::LoadedTestSet>& sets, const detail::RoundData& fresh, bool resume,
+                   const std::vector<detail::LoadedTestSet>& sets, const Examples& fresh, bool resume,
                    const TrainHooks& user_hooks, Clock::time_point t0, Collective* collective) {
   const RoundConfig& c = s.config;
   const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
@@ -195,8 +192,8 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
 
   // The base of either family, with the round's mix: the new data, then the replayed examples.
   const std::unique_ptr<detail::RoundModel> model = detail::load_round_model(base_dir, c.training.seed);
-  model->set_mix(fresh, detail::read_round_data((fs::path(run_dir) / kReplayFile).string(), model->classifier()),
-                 c.training.max_seq_len);
+  const auto replayed = model->family->read_examples(base_dir, (fs::path(run_dir) / kReplayFile).string());
+  model->set_mix(fresh, *replayed, c.training.max_seq_len);
   model->module().to(device);
   std::optional<EwcState> base_ewc;
   if (fs::exists(fs::path(base_dir) / kEwcFile))
@@ -207,7 +204,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   result.model_id = s.model_id;
   result.version = s.version;
   result.base_model_id = s.base_model_id;
-  const auto& strata = model->strata();
+  const auto& strata = model->strata;
   result.replay_examples = std::count(strata.begin(), strata.end(), 1);
   result.new_examples = int64_t(strata.size()) - result.replay_examples;
 
@@ -236,7 +233,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     collective->publish(detail::kRoundKey, nlohmann::json({{"run_dir", run_dir}, {"base_dir", base_dir},
                                                            {"from_checkpoint", from_checkpoint}}).dump());
   }
-  result.training = train(model->task(), tc, run_dir, from_checkpoint, training.hooks);
+  result.training = train(*model->task, tc, run_dir, from_checkpoint, training.hooks);
   fault_point("trained");
 
   // Evaluate and judge.
@@ -264,7 +261,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   const nlohmann::json card = {{"created_by", "retain train"}, {"model_id", s.model_id},
                                {"parent_model_id", s.base_model_id}, {"run_id", s.run_id},
                                {"settings", s.config_json}};
-  model->save(staging, card);
+  model->model->save(staging, false, card);
   if (result.gate.passed) {
     fault_point("version_partial");
     const auto tf = Clock::now();
@@ -337,9 +334,10 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   // 1. The base, whose family says what the data are; everything that can be wrong with the input
   // is checked before anything changes.
   const VersionRecord base = base_version(registry, options.base);
-  const auto classifier = read_mlp_config((fs::path(ws.dir()) / base.model_dir).string());
-  const detail::RoundData new_data = read_new_data(options.data, classifier);
-  const auto sets = detail::load_test_sets(config.gate, classifier ? &*classifier : nullptr);
+  const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
+  const ModelFamily& family = family_of(base_dir);
+  const auto new_data = read_new_data(family, base_dir, options.data);
+  const auto sets = detail::load_test_sets(config.gate, family, base_dir);
   std::unique_ptr<Collective> collective;
   if (env.distributed()) collective = std::make_unique<Collective>(env, device, detail::kRoundGroupTimeout);
   if (config.ewc.lambda > 0 && !fs::exists(fs::path(ws.dir()) / base.model_dir / kEwcFile))
@@ -369,7 +367,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
 
   // 3. The mix: replayed examples drawn before the new ones are staged (never replaying themselves).
   SampleOptions so;
-  so.n = replay_count(new_data.size(), config.replay.ratio);
+  so.n = replay_count(new_data->size(), config.replay.ratio);
   so.seed = config.training.seed;
   so.strategy = config.replay.strategy;
   so.per_topic_cap = config.replay.per_topic_cap;
@@ -382,12 +380,12 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
                 replayed.size(), so.n, config.replay.ratio);
   AddOptions ao;
   ao.source = s.model_id;
-  stage_new_data(buffer, s.run_id, new_data, ao);
+  stage_new_data(buffer, s.run_id, *new_data, ao);
   write_file_atomic((run_dir / kRoundFile).string(), state_json(s).dump(2) + "\n");
   fault_point("staged");
   log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
-              new_data.size(), replayed.size(), run_dir.string());
-  return finish(ws, registry, buffer, s, sets, new_data, false, options.hooks, t0, collective.get());
+              new_data->size(), replayed.size(), run_dir.string());
+  return finish(ws, registry, buffer, s, sets, *new_data, false, options.hooks, t0, collective.get());
 }
 
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
@@ -429,16 +427,17 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   s.promote = j.at("promote").get<bool>();
   if ("sha256:" + sha256_file_hex(s.data) != s.data_hash)
     throw DataError(s.data + ": changed since run " + run_id + " started; a resumed round must train on the same data");
-  const auto classifier = read_mlp_config((fs::path(ws.dir()) / registry.get(s.base_model_id).model_dir).string());
-  const detail::RoundData new_data = read_new_data(s.data, classifier);
-  const auto sets = detail::load_test_sets(s.config.gate, classifier ? &*classifier : nullptr);
+  const std::string base_dir = (fs::path(ws.dir()) / registry.get(s.base_model_id).model_dir).string();
+  const ModelFamily& family = family_of(base_dir);
+  const auto new_data = read_new_data(family, base_dir, s.data);
+  const auto sets = detail::load_test_sets(s.config.gate, family, base_dir);
   clean_workspace(ws, registry, buffer, run_id);
   buffer.discard_stage(run_id);
   AddOptions ao;
   ao.source = s.model_id;
-  stage_new_data(buffer, run_id, new_data, ao);
+  stage_new_data(buffer, run_id, *new_data, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
-  return finish(ws, registry, buffer, s, sets, new_data, true, options.hooks, t0, collective.get());
+  return finish(ws, registry, buffer, s, sets, *new_data, true, options.hooks, t0, collective.get());
 }
 
 std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "retain/distributed.h"
-#include "retain/mlp.h"
+#include "retain/family.h"
 #include "retain/pipeline.h"
 #include "retain/registry.h"
 
@@ -18,53 +18,42 @@ namespace retain::detail {
 inline constexpr const char* kRoundFile = "round.json";
 inline constexpr const char* kReplayFile = "replay.jsonl";
 
-// A gate test set read and hashed once: chat examples, or (for the mlp family) feature examples.
+// A gate test set read and hashed once, as the base's family reads its data.
 struct LoadedTestSet {
   const GateTestSet* config;
-  std::vector<ChatExample> examples;
-  FeatureSet features;
-  std::string hash;  // "sha256:<hex>" of the file
+  std::unique_ptr<Examples> examples;
+  std::string hash;                  // "sha256:<hex>" of the file
+  std::vector<std::string> metrics;  // the family's metrics (scores stored of an evaluation)
 };
 
-// Reads every test set of the gate (DataError on a bad line or an empty set): chat JSONL, or
-// feature JSONL when `classifier` is given (checked against its input size and classes). Checks
-// each set's metric first (ConfigError): accuracy for classifiers, never for chat sets; a
-// classifier is judged on accuracy, loss or perplexity.
-std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const MlpConfig* classifier = nullptr);
-// The value of `metric` in an evaluation (ConfigError for one the set does not measure). A
-// classifier's evaluation keeps its accuracy in loss.token_accuracy.
-double metric_value(const EvalResult& result, const std::string& metric);
-// Every metric measured, as registry scores (a classifier's: accuracy, loss, perplexity).
-std::vector<Score> to_scores(const LoadedTestSet& set, const EvalResult& result);
+// Reads every test set of the gate for models of `family` (DataError on a bad line or an empty
+// set), `model_dir` telling the family what its data must look like. Checks each set's metric
+// first (ConfigError): it must be one the family measures.
+std::vector<LoadedTestSet> load_test_sets(const GateConfig& gate, const ModelFamily& family, const std::string& model_dir);
+// The value of `metric` among `metrics` (ConfigError for one the set does not measure).
+double metric_value(const Metrics& metrics, const std::string& metric);
+// Every metric of the family measured (not the counts), as registry scores.
+std::vector<Score> to_scores(const LoadedTestSet& set, const Metrics& metrics);
+// The evaluation settings of a test set: replies are generated only when it is judged on exact_match.
+EvalSettings eval_settings(const LoadedTestSet& set, const RoundConfig::Eval& eval);
 
-// A round's new data or its replayed lines, read and validated once: chats for the gpt family, or
-// feature examples for a `classifier` (the mlp family). An empty file gives empty data.
-struct RoundData {
-  std::vector<ChatExample> chats;
-  FeatureSet features;
-  int64_t size() const { return features.size() > 0 ? features.size() : int64_t(chats.size()); }
-};
-RoundData read_round_data(const std::string& path, const MlpConfig* classifier);
+// A round's model: the base (its family's FamilyModel) and, once set_mix is called, the round's
+// mix (the new examples, then the replayed ones) with its training task.
+struct RoundModel {
+  const ModelFamily* family = nullptr;
+  std::unique_ptr<FamilyModel> model;
+  std::unique_ptr<Examples> mix, no_valid;
+  std::vector<int> strata;  // per mix example: 0 new, 1 replayed
+  std::unique_ptr<TrainTask> task;
 
-// The model family's side of a round (pipeline_models.cpp): a version's model; its scores on test
-// sets; and, once set_mix is called, the round's mix (new examples, then replayed ones, as the
-// trainer's task), the Fisher on it, and the version folder.
-class RoundModel {
- public:
-  virtual ~RoundModel() = default;
-  virtual torch::nn::Module& module() = 0;
-  // For the mlp family its config (test sets and data are feature files), else nullptr.
-  virtual const MlpConfig* classifier() const { return nullptr; }
-  // Evaluates a test set (a chat set generates replies only when judged on exact_match).
-  virtual EvalResult evaluate(const LoadedTestSet& set, const RoundConfig::Eval& eval) = 0;
-  // The mix: the round's new data, then the replayed examples.
-  virtual void set_mix(const RoundData& fresh, const RoundData& replayed, int64_t max_seq_len) = 0;
-  virtual TrainTask& task() = 0;
-  virtual const std::vector<int>& strata() const = 0;  // per mix example: 0 new, 1 replayed
-  virtual TensorMap fisher(const FisherOptions& options) = 0;
-  virtual void save(const std::string& dir, const nlohmann::json& card) = 0;
+  torch::nn::Module& module() { return model->module(); }
+  void set_mix(const Examples& fresh, const Examples& replayed, int64_t max_seq_len);
+  Metrics evaluate(const LoadedTestSet& set, const RoundConfig::Eval& eval) {
+    return model->evaluate(*set.examples, eval_settings(set, eval));
+  }
+  TensorMap fisher(const FisherOptions& options) { return model->fisher(*mix, options); }
 };
-// The model directory `dir` of either family, on the CPU (a preset is initialised from `seed`).
+// The model directory `dir` of any family, on the CPU (a preset is initialised from `seed`).
 std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t seed);
 
 // A version's score on each set's metric: stored in the registry when measured on the same data,

@@ -22,7 +22,7 @@ RoundTraining::RoundTraining(RoundModel& model, const RoundConfig& config, const
   // The trainer walks global batches (every rank the same), each rank training on its slice.
   const int64_t global_batch = config.training.batch_size * (collective ? collective->world_size() : 1);
   const uint64_t seed = config.training.seed;
-  const std::vector<int>& strata = model.strata();
+  const std::vector<int>& strata = model.strata;
   hooks.epoch_plan = [&strata, global_batch, seed](int64_t epoch) {
     return stratified_epoch_batches(strata, global_batch, seed, epoch);
   };
@@ -45,9 +45,9 @@ RoundResult follow_round(const DistEnv& env, const std::string& config_device) {
 
   // The same model and mix as rank 0: the base, the new data, the replayed examples.
   const std::unique_ptr<RoundModel> model = load_round_model(base_dir, config.training.seed);
-  model->set_mix(read_round_data(state.at("data").get<std::string>(), model->classifier()),
-                 read_round_data((fs::path(run_dir) / kReplayFile).string(), model->classifier()),
-                 config.training.max_seq_len);
+  const auto fresh = model->family->read_examples(base_dir, state.at("data").get<std::string>());
+  const auto replayed = model->family->read_examples(base_dir, (fs::path(run_dir) / kReplayFile).string());
+  model->set_mix(*fresh, *replayed, config.training.max_seq_len);
   model->module().to(device);
   std::optional<EwcState> base_ewc;
   if (fs::exists(fs::path(base_dir) / kEwcFile))
@@ -58,7 +58,7 @@ RoundResult follow_round(const DistEnv& env, const std::string& config_device) {
   RoundResult result;
   result.run_id = state.at("run_id").get<std::string>();
   result.model_id = state.at("model_id").get<std::string>();
-  result.training = train(model->task(), config.training, run_dir, round.at("from_checkpoint").get<bool>(),
+  result.training = train(*model->task, config.training, run_dir, round.at("from_checkpoint").get<bool>(),
                           training.hooks);
   // Rank 0 evaluates and judges alone; on a pass every rank estimates the Fisher on its share.
   if (collective.agree(false, device)) {

@@ -40,7 +40,7 @@ nlohmann::json RoundResult::to_json() const {
   for (const auto& row : scores) {
     const GateCheck* check = check_of(gate, row.name);
     nlohmann::json j = {{"test_set", row.name}, {"metric", row.metric}, {"data_hash", row.data_hash},
-                        {"candidate", row.candidate.to_json()}, {"base", row.base.at(row.metric)}};
+                        {"candidate", row.candidate}, {"base", row.base.at(row.metric)}};
     const double cand = detail::metric_value(row.candidate, row.metric);
     j["candidate_score"] = cand;
     j["delta"] = cand - row.base.at(row.metric);
@@ -119,10 +119,9 @@ RegateResult regate(const std::string& workspace, const std::string& model_id, c
   RegateResult r;
   const VersionRecord version = registry.get(model_id);
   r.model_id = version.model_id;
-  // The mlp family is judged on feature test sets; its config says what they must look like.
+  // The version's family says what its test sets must look like.
   const std::string dir = (std::filesystem::path(ws.dir()) / version.model_dir).string();
-  const std::optional<MlpConfig> classifier = read_mlp_config(dir);
-  const auto sets = detail::load_test_sets(gate, classifier ? &*classifier : nullptr);
+  const auto sets = detail::load_test_sets(gate, family_of(dir), dir);
   r.candidate = detail::stored_or_measured(registry, ws.dir(), model_id, sets, eval, device, nullptr);
   if (auto production = registry.production(); production && production->model_id != model_id) {
     r.production_model_id = production->model_id;

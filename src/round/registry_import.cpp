@@ -6,13 +6,12 @@
 #include <optional>
 #include <system_error>
 
+#include "retain/config.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 #include "retain/hash.h"
-#include "retain/hf.h"
+#include "retain/family.h"
 #include "retain/log.h"
-#include "retain/mlp.h"
-#include "retain/model.h"
 #include "retain/registry.h"
 #include "retain/replay.h"
 #include "retain/workspace.h"
@@ -33,8 +32,7 @@ void check_source(const std::string& dir) {
     throw CheckpointError(dir + ": no " + kWeightsFile + "; a preset without weights cannot be "
                           "registered: fine-tune it first (`retain finetune --out DIR`) and import DIR");
   }
-  if (is_mlp_dir(dir)) load_mlp_dir(dir, 0);  // the mlp family
-  else load_model_dir(dir, 0);
+  load_family_model(dir, 0);  // every parameter present with its shape
 }
 
 // Copies every regular file of `source` (following links, as in a Hugging Face cache) into a
@@ -54,20 +52,14 @@ void copy_model_dir(const fs::path& source, const std::string& final_dir) {
 ImportResult import_version(Workspace& workspace, const ImportOptions& options) {
   const std::string& id = options.model_id;
   check_model_id(id);
-  std::optional<HfGpt2Model> hf;
-  if (options.from_hf) hf = read_hf_gpt2(options.source_dir);
-  else check_source(options.source_dir);
-  // Replay data: chat JSONL, or feature JSONL for an mlp (checked against its input and classes).
-  std::vector<ReplayRow> feature_rows;
-  const std::optional<MlpConfig> classifier =
-      options.from_hf ? std::nullopt : read_mlp_config(options.source_dir);
-  const bool mlp = classifier.has_value();
-  if (mlp) {
-    for (const std::string& file : options.replay_files)
-      for (auto& row : feature_replay_rows(read_features(file, "", *classifier))) feature_rows.push_back(std::move(row));
-  } else if (!options.replay_files.empty()) {
-    validate_chat_files(options.replay_files);
-  }
+  if (!options.from_hf) check_source(options.source_dir);
+  else if (!fs::is_directory(options.source_dir)) throw CheckpointError(options.source_dir + ": not a folder");
+  const ModelFamily& family = family_of(options.source_dir);
+  // Replay data as the family reads it (chat JSONL; feature JSONL checked against an mlp's input
+  // and classes), all read before anything is written.
+  std::vector<ReplayRow> replay_rows;
+  for (const std::string& file : options.replay_files)
+    for (auto& row : family.read_examples(options.source_dir, file)->replay_rows()) replay_rows.push_back(std::move(row));
 
   // A round cleans up version folders that no row refers to: the copy below is such a folder
   // until the transaction commits, so no round may run meanwhile.
@@ -82,11 +74,12 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
                         "an interrupted import?); remove that folder, then import again");
   }
   fs::create_directories(workspace.versions_dir(), ec);
-  if (hf) write_hf_import(*hf, options.source_dir, final_dir);
+  std::optional<ModelFamily::HfImport> hf;
+  if (options.from_hf) hf = family.import_hf(options.source_dir, final_dir);
   else copy_model_dir(options.source_dir, final_dir);
 
   try {
-    if (hf) load_model_dir(final_dir, 0);  // the converted folder loads as a retain model
+    if (hf) load_family_model(final_dir, 0);  // the converted folder loads as a retain model
     ImportResult result;
     Transaction txn(workspace.db(), Transaction::Mode::kWrite);
     VersionRecord record;
@@ -95,8 +88,10 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
     record.model_dir = model_dir;
     record.settings = {{"imported_from", fs::absolute(options.source_dir).lexically_normal().string()}};
     if (hf) {
-      record.settings["source_format"] = "huggingface-gpt2";
-      record.settings["added_embedding_rows"] = hf->added_rows;
+      const auto source_config = load_json_file((fs::path(options.source_dir) / kConfigFile).string());
+      record.settings["source_format"] = "huggingface-" + source_config.value("model_type", family.name());
+      record.settings["source_dtype"] = hf->source_dtype;
+      record.settings["added_embedding_rows"] = hf->added_embedding_rows;
     }
     record.data_hashes[kWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kWeightsFile);
     for (const std::string& file : options.replay_files)
@@ -111,8 +106,7 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
       AddOptions add_options;
       add_options.source = id;
       ReplayBuffer buffer(workspace.db());
-      const AddResult added = mlp ? buffer.add_rows(feature_rows, add_options)
-                                  : buffer.add_files(options.replay_files, add_options);
+      const AddResult added = buffer.add_rows(replay_rows, add_options);
       result.replay_added = added.added;
       result.replay_duplicates = added.duplicates;
     }

@@ -88,8 +88,6 @@ SweepResult run_sweep(const RoundConfig& config, const SweepOptions& options) {
   if (config.gate.test_sets.size() < 2) throw ConfigError("sweep: the gate needs an old and a new test set");
   if (config.gate.test_sets.size() > 2 && (options.old_set.empty() || options.new_set.empty()))
     throw ConfigError("sweep: the gate has more than two test sets; say which to plot with --old and --new");
-  if (read_chat_file(options.data).empty()) throw DataError(options.data + ": no examples");
-  detail::load_test_sets(config.gate);
 
   Workspace ws = Workspace::open(options.workspace);
   Registry registry(ws.db());
@@ -98,6 +96,11 @@ SweepResult run_sweep(const RoundConfig& config, const SweepOptions& options) {
     if (!p) throw RegistryError("the workspace has no production version; pass --base ID");
     return *p;
   }() : registry.get(options.base);
+  // The base's family reads the data and the test sets, checked before any round runs.
+  const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
+  const ModelFamily& family = family_of(base_dir);
+  if (family.read_examples(base_dir, options.data)->size() == 0) throw DataError(options.data + ": no examples");
+  detail::load_test_sets(config.gate, family, base_dir);
   const bool any_ewc = std::any_of(options.lambdas.begin(), options.lambdas.end(), [](double l) { return l > 0; });
   if (any_ewc && !fs::exists(fs::path(ws.dir()) / base.model_dir / kEwcFile))
     throw ConfigError("sweep: a λ > 0 needs the base's " + std::string(kEwcFile) + ", and " + base.model_id + " has none");

@@ -1,5 +1,6 @@
 // TrainConfig: the training keys of a job config, validated once on load.
 #include <algorithm>
+#include <optional>
 #include <variant>
 
 #include "retain/config.h"
@@ -139,10 +140,21 @@ nlohmann::json TrainConfig::to_json() const {
 torch::Device parse_device(const std::string& device) {
   const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
   if (device == "cpu" || cuda) {
+    std::optional<torch::Device> d;
     try {
-      return torch::Device(device);
+      d = torch::Device(device);
     } catch (const c10::Error&) {
     }
+    // Checked here, before a job stages or trains anything, not when the first tensor moves.
+    if (d && d->is_cuda()) {
+      if (!torch::cuda::is_available())
+        throw ConfigError("device " + device + ": no CUDA device is usable here (no GPU, or a CPU-only build of "
+                          "LibTorch); use --device cpu");
+      if (d->has_index() && d->index() >= int64_t(torch::cuda::device_count()))
+        throw ConfigError("device " + device + ": this machine has " + std::to_string(torch::cuda::device_count()) +
+                          " CUDA device(s)");
+    }
+    if (d) return *d;
   }
   throw ConfigError("device must be cpu, cuda or cuda:N, got \"" + device + "\"");
 }

@@ -17,7 +17,6 @@
 #include "retain/batch.h"
 #include "retain/distributed.h"
 #include "retain/errors.h"
-#include "retain/eval.h"
 #include "retain/log.h"
 #include "retain/optimizer.h"
 #include "retain/train_checkpoint.h"
@@ -126,39 +125,6 @@ std::string format_duration(double s) {
 
 }  // namespace
 
-ChatTask::ChatTask(Gpt& model, const std::vector<RenderedChat>& train_set, const std::vector<RenderedChat>& valid_set,
-                   int64_t max_len)
-    : model_(model), train_set_(train_set), valid_set_(valid_set),
-      max_len_(max_len > 0 ? std::min(max_len, model->config().n_positions) : model->config().n_positions) {}
-
-std::vector<int64_t> ChatTask::lengths() const {
-  std::vector<int64_t> out;
-  out.reserve(train_set_.size());
-  for (const auto& ex : train_set_) out.push_back(ex.ids.size());
-  return out;
-}
-
-Batch ChatTask::batch(const std::vector<int64_t>& indices, bool pin) const {
-  return make_batch(train_set_, indices, max_len_, pin);
-}
-
-torch::Tensor ChatTask::loss_sum(const Batch& b) {
-  auto logits = model_->forward(b.inputs);  // (B, T, V)
-  return masked_lm_loss_sum(logits, b.targets, b.mask);
-}
-
-std::optional<ValidLog> ChatTask::validate(int64_t batch_size) {
-  if (valid_set_.empty()) return std::nullopt;
-  const auto stats = evaluate_loss(model_, valid_set_, batch_size);
-  return ValidLog{0, stats.loss, stats.perplexity, stats.token_accuracy};
-}
-
-TrainSummary train(Gpt& model, const TrainConfig& config, const std::vector<RenderedChat>& train_set,
-                   const std::vector<RenderedChat>& valid_set, const std::string& run_dir,
-                   bool resume, const TrainHooks& hooks) {
-  ChatTask task(model, train_set, valid_set, config.max_seq_len);
-  return train(task, config, run_dir, resume, hooks);
-}
 
 TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string& run_dir, bool resume,
                    const TrainHooks& hooks) {

@@ -9,7 +9,14 @@
 namespace retain {
 
 nlohmann::json load_json_file(const std::string& path) {
-  const std::string text = read_file(path);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {  // missing, unreadable, a folder: the user's to fix
+    throw ConfigError(std::string(e.what()) + " (a JSON config file was expected here)");
+  }
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

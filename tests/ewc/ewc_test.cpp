@@ -6,6 +6,7 @@
 
 #include "retain/errors.h"
 #include "retain/ewc.h"
+#include "retain/model.h"
 #include "retain/trainer.h"
 
 namespace retain {

@@ -10,7 +10,7 @@
 #include "bpe_test_util.h"
 #include "cli_util.h"
 #include "retain/errors.h"
-#include "retain/hf.h"
+#include "retain/gpt_hf.h"
 #include "retain/registry.h"
 #include "retain/workspace.h"
 #include "test_util.h"

@@ -6,6 +6,7 @@
 
 #include <torch/version.h>
 
+#include "retain/capture.h"
 #include "retain/checkpoint.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
@@ -33,29 +34,12 @@ double probability(const nlohmann::json& j, const char* key, double fallback,
   return v.get<double>();
 }
 
-thread_local std::vector<LayerCapture>* g_capture = nullptr;
+torch::Tensor linear(torch::nn::Linear& layer, const torch::Tensor& x) { return captured_linear(layer, x); }
 
-void capture(LayerCapture::Kind kind, const torch::nn::Module* m, const torch::Tensor& in, torch::Tensor& out) {
-  if (g_capture == nullptr || !out.requires_grad()) return;
-  g_capture->push_back({kind, m, in.detach(), out});
-}
-
-torch::Tensor linear(torch::nn::Linear& layer, const torch::Tensor& x) {
-  auto y = layer(x);
-  capture(LayerCapture::Kind::kLinear, layer.get(), x, y);
-  return y;
-}
-
-torch::Tensor layer_norm(torch::nn::LayerNorm& layer, const torch::Tensor& x) {
-  auto y = layer(x);
-  capture(LayerCapture::Kind::kLayerNorm, layer.get(), x, y);
-  return y;
-}
+torch::Tensor layer_norm(torch::nn::LayerNorm& layer, const torch::Tensor& x) { return captured_layer_norm(layer, x); }
 
 }  // namespace
 
-CaptureScope::CaptureScope() : previous_(g_capture) { g_capture = &records_; }
-CaptureScope::~CaptureScope() { g_capture = previous_; }
 
 GptConfig GptConfig::from_json(const nlohmann::json& j, const std::string& what) {
   if (!j.is_object()) throw ConfigError(what + ": model config must be a JSON object");
@@ -115,33 +99,6 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& c)
   c_proj = register_module("c_proj", torch::nn::Linear(c.n_embd, c.n_embd));
   resid_dropout_ = register_module("resid_dropout", torch::nn::Dropout(c.resid_pdrop));
 }
-
-namespace {
-
-// softmax(q kᵀ / √d + causal mask) v. q: (B, H, Tq, D), k, v: (B, H, Tk, D), Tk ≥ Tq; query i sits
-// at absolute position Tk − Tq + i and sees keys 0 … that position.
-torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, double dropout, bool training) {
-  const int64_t tq = q.size(2), tk = k.size(2);
-#if TORCH_VERSION_MAJOR >= 2
-  // Fused kernels (flash / memory-efficient) where LibTorch has them. is_causal aligns the mask
-  // top-left, which is right only when Tq == Tk; a single new query sees every cached key.
-  if (tq == tk || tq == 1)
-    return at::scaled_dot_product_attention(q, k, v, {}, training ? dropout : 0.0,
-                                            /*is_causal=*/tq == tk);
-#endif
-  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(q.size(-1))));
-  if (tq > 1) {
-    auto mask = torch::ones({tq, tk}, torch::TensorOptions().dtype(torch::kBool).device(q.device()))
-                    .triu(tk - tq + 1);
-    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  }
-  att = torch::softmax(att, -1);
-  if (training && dropout > 0) att = torch::dropout(att, dropout, true);
-  return torch::matmul(att, v);
-}
-
-}  // namespace
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* cache_k,
                                                torch::Tensor* cache_v) {
@@ -221,7 +178,7 @@ torch::Tensor GptImpl::run(const torch::Tensor& idx, KVCache* cache) {
               " tokens exceeds n_positions = ", config_.n_positions);
   auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
   auto emb = wte(idx) + wpe(pos);  // (B, T, C)
-  capture(LayerCapture::Kind::kEmbeddings, this, idx, emb);
+  if (capturing()) capture({LayerCapture::Kind::kEmbeddings, nullptr, idx, emb, 0, "wte.weight", "wpe.weight"});
   auto x = drop_(emb);
   if (cache && cache->k.empty()) {
     cache->k.resize(config_.n_layer);
@@ -233,7 +190,7 @@ torch::Tensor GptImpl::run(const torch::Tensor& idx, KVCache* cache) {
   }
   x = layer_norm(ln_f, x);
   auto logits = torch::nn::functional::linear(x, wte->weight);  // tied output projection, (B, T, V)
-  capture(LayerCapture::Kind::kOutput, this, x, logits);
+  if (capturing()) capture({LayerCapture::Kind::kTiedOutput, nullptr, x, logits, 0, "wte.weight", ""});
   return logits;
 }
 
@@ -241,73 +198,6 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx) { return run(idx, nullp
 
 torch::Tensor GptImpl::forward_cached(const torch::Tensor& idx, KVCache& cache) {
   return run(idx, &cache);
-}
-
-torch::Tensor token_losses(const torch::Tensor& logits, const torch::Tensor& targets) {
-  const int64_t B = logits.size(0), T = logits.size(1), V = logits.size(2);
-  auto flat = torch::nn::functional::cross_entropy(
-      logits.reshape({B * T, V}).to(torch::kFloat), targets.reshape({B * T}),
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  return flat.view({B, T});
-}
-
-torch::Tensor masked_lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets,
-                                 const torch::Tensor& mask) {
-  return (token_losses(logits, targets) * mask).sum();
-}
-
-std::vector<int64_t> generate(Gpt& model, const std::vector<int64_t>& prompt,
-                              const GenerateOptions& options) {
-  TORCH_CHECK(!prompt.empty(), "generate needs a non-empty prompt");
-  torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
-  const int64_t n_positions = model->config().n_positions;
-  const auto device = model->wte->weight.device();
-  std::vector<int64_t> context(prompt.end() - std::min<int64_t>(prompt.size(), n_positions - 1),
-                               prompt.end());
-  auto gen = at::detail::createCPUGenerator(options.seed);
-  KVCache cache;
-  std::vector<int64_t> out;
-  auto input = torch::tensor(context, torch::kLong).view({1, -1}).to(device);
-  while (static_cast<int64_t>(out.size()) < options.max_new_tokens &&
-         cache.length() + input.size(1) <= n_positions) {
-    auto logits = model->forward_cached(input, cache).select(1, -1).squeeze(0).to(torch::kFloat).cpu();
-    int64_t next;
-    if (options.temperature <= 0) {
-      next = logits.argmax().item<int64_t>();
-    } else {
-      logits = logits / options.temperature;
-      if (options.top_k > 0 && options.top_k < logits.size(0)) {
-        auto kth = std::get<0>(logits.topk(options.top_k)).min();
-        logits = logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
-      }
-      next = torch::multinomial(torch::softmax(logits, -1), 1, false, gen).item<int64_t>();
-    }
-    if (options.stop_token && next == *options.stop_token) break;
-    out.push_back(next);
-    input = torch::tensor({next}, torch::kLong).view({1, 1}).to(device);
-  }
-  if (was_training) model->train();
-  return out;
-}
-
-TensorMap parameter_tensors(torch::nn::Module& module) {
-  TensorMap out;
-  for (const auto& p : module.named_parameters()) out[p.key()] = p.value().detach();
-  return out;
-}
-
-void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.named_parameters()) {
-    auto it = tensors.find(p.key());
-    if (it == tensors.end()) throw CheckpointError(what + ": missing parameter " + p.key());
-    if (it->second.sizes() != p.value().sizes())
-      throw CheckpointError(what + ": parameter " + p.key() + " has shape " + c10::str(it->second.sizes()) +
-                            ", the model needs " + c10::str(p.value().sizes()));
-    p.value().copy_(it->second);
-  }
 }
 
 LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
@@ -335,19 +225,6 @@ LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
   load_parameters(*loaded.model, load_safetensors(weights_path).tensors, weights_path);
   loaded.has_weights = true;
   return loaded;
-}
-
-void write_model_dir(const std::string& dir, torch::nn::Module& module,
-                     const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
-  if (fs::exists(dir) && !overwrite)
-    throw CheckpointError(dir + ": already exists; pass --overwrite to replace it");
-  build_directory(dir, overwrite, [&](const std::string& tmp) {
-    TensorMap tensors;
-    for (const auto& p : module.named_parameters())
-      tensors[p.key()] = p.value().detach().to(torch::kCPU, torch::kFloat);
-    save_safetensors((fs::path(tmp) / kWeightsFile).string(), tensors);
-    for (const auto& [name, text] : files) write_file_atomic((fs::path(tmp) / name).string(), text);
-  });
 }
 
 void save_model_dir(const std::string& dir, const GptConfig& config, Gpt& model,

@@ -22,11 +22,11 @@ class EvalModeGuard {
 
 }  // namespace
 
-LossStats evaluate_loss(Gpt& model, const std::vector<RenderedChat>& set, int64_t batch_size) {
+LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, int64_t batch_size) {
   torch::NoGradGuard no_grad;
-  EvalModeGuard mode(*model);
-  const auto device = model->wte->weight.device();
-  const int64_t max_len = model->config().n_positions;
+  EvalModeGuard mode(model.lm_module());
+  const auto device = model.device();
+  const int64_t max_len = model.context_length();
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
   LossStats stats;
@@ -34,7 +34,7 @@ LossStats evaluate_loss(Gpt& model, const std::vector<RenderedChat>& set, int64_
     std::vector<int64_t> idx;
     for (size_t i = start; i < std::min(set.size(), start + batch_size); ++i) idx.push_back(i);
     Batch b = to_device(make_batch(set, idx, max_len), device);
-    auto logits = model->forward(b.inputs);  // (B, T, V)
+    auto logits = model.logits(b.inputs);  // (B, T, V)
     loss_sum += masked_lm_loss_sum(logits, b.targets, b.mask).to(torch::kDouble);
     correct += ((logits.argmax(-1) == b.targets).to(torch::kFloat) * b.mask).sum().to(torch::kDouble);
     stats.trained_tokens += b.trained_tokens;
@@ -48,7 +48,7 @@ LossStats evaluate_loss(Gpt& model, const std::vector<RenderedChat>& set, int64_
   return stats;
 }
 
-EvalResult evaluate(Gpt& model, const Tokenizer& tokenizer, const std::vector<ChatExample>& examples,
+EvalResult evaluate(CausalLm& model, const Tokenizer& tokenizer, const std::vector<ChatExample>& examples,
                     const EvalOptions& options) {
   EvalResult result;
   std::vector<RenderedChat> rendered;

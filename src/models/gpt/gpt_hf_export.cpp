@@ -5,7 +5,7 @@
 
 #include "retain/errors.h"
 #include "retain/fileio.h"
-#include "retain/hf.h"
+#include "retain/gpt_hf.h"
 
 namespace retain {
 namespace {

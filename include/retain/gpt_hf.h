@@ -1,4 +1,4 @@
-// Hugging Face GPT-2 model directories: import into retain's layout, export back.
+// The gpt family's Hugging Face GPT-2 directories: import into retain's layout, export back.
 //
 // A Hugging Face GPT-2 directory holds config.json (model_type "gpt2"), model.safetensors (or
 // shards listed in model.safetensors.index.json) and the tokenizer's files (tokenizer.json, or

@@ -5,14 +5,13 @@
 
 #include "retain/errors.h"
 #include "retain/fileio.h"
-#include "retain/hf.h"
+#include "retain/gpt_hf.h"
 
 namespace retain {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kIndexFile = "model.safetensors.index.json";
 constexpr const char* kPrefix = "transformer.";
 
 // Hugging Face's GPT2Config defaults, for keys a config.json leaves out.
@@ -64,40 +63,6 @@ GptConfig read_config(const std::string& dir) {
   }
   check_supported(j, config, path);
   return config;
-}
-
-// name → (tensor, file it came from), from model.safetensors or the shards of its index.
-std::map<std::string, std::pair<torch::Tensor, std::string>> read_weights(const std::string& dir) {
-  const fs::path root(dir);
-  std::vector<std::string> files;
-  if (fs::is_regular_file(root / "model.safetensors")) {
-    files.push_back((root / "model.safetensors").string());
-  } else if (fs::is_regular_file(root / kIndexFile)) {
-    const std::string index_path = (root / kIndexFile).string();
-    const nlohmann::json index = read_json_file(index_path);
-    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-      throw CheckpointError(index_path + ": expected {\"weight_map\": {tensor: file}}");
-    std::set<std::string> shards;
-    for (const auto& [name, file] : index["weight_map"].items()) {
-      if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
-        throw CheckpointError(index_path + ": weight_map[\"" + name + "\"] must be a file name in " + dir);
-      shards.insert(file.get<std::string>());
-    }
-    for (const std::string& shard : shards) files.push_back((root / shard).string());
-  } else if (fs::exists(root / "pytorch_model.bin")) {
-    throw CheckpointError(dir + ": only pytorch_model.bin (a pickle), which retain does not read; "
-                          "save the model with safetensors first (save_pretrained(DIR, safe_serialization=True))");
-  } else {
-    throw CheckpointError(dir + ": no model.safetensors or " + kIndexFile);
-  }
-  std::map<std::string, std::pair<torch::Tensor, std::string>> out;
-  for (const std::string& file : files) {
-    for (auto& [name, tensor] : load_safetensors(file).tensors) {
-      if (out.count(name)) throw CheckpointError(file + ": tensor " + name + " is also in " + out[name].second);
-      out[name] = {tensor, file};
-    }
-  }
-  return out;
 }
 
 bool is_attention_buffer(const std::string& name) {
@@ -165,7 +130,7 @@ HfGpt2Model read_hf_gpt2(const std::string& dir) {
 
   torch::Tensor lm_head;
   std::string lm_head_file;
-  for (auto& [hf_name, entry] : read_weights(dir)) {
+  for (auto& [hf_name, entry] : read_weight_files(dir)) {
     auto& [tensor, file] = entry;
     const std::string name = hf_name.rfind(kPrefix, 0) == 0 ? hf_name.substr(std::string(kPrefix).size()) : hf_name;
     if (is_attention_buffer(name)) {
