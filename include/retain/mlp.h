@@ -18,6 +18,7 @@
 #include "retain/eval.h"
 #include "retain/ewc.h"
 #include "retain/features.h"
+#include "retain/replay_row.h"
 #include "retain/trainer.h"
 
 namespace retain {
@@ -124,5 +125,9 @@ class FeatureTask : public TrainTask {
   const FeatureSet& train_;
   const FeatureSet& valid_;
 };
+
+// The mlp family's replay-buffer rows: {"features": [...], "label": k} per example, topic
+// "class k", tokens = the feature count, the hash over the line.
+std::vector<ReplayRow> feature_replay_rows(const FeatureSet& set);
 
 }  // namespace retain

@@ -20,7 +20,6 @@
 #include <nlohmann/json.hpp>
 
 #include "retain/data.h"
-#include "retain/features.h"
 #include "retain/hash.h"
 #include "retain/replay_row.h"
 #include "retain/sqlite.h"

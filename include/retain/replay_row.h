@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "retain/data.h"
-#include "retain/features.h"
 #include "retain/hash.h"
 
 namespace retain {
@@ -21,9 +20,8 @@ std::string replay_topic(const ChatExample& example);
 Sha256Digest replay_hash(const ChatExample& example);
 
 // A buffer row before it is stored: what dedup, topic-diverse sampling and the size accounting
-// need, and the example as one JSON line. replay_row makes one for a chat; feature_replay_rows
-// for feature examples ({"features": [...], "label": k}, topic "class k", tokens = feature count,
-// hash over the line) — the mlp family's replay.
+// need, and the example as one JSON line. replay_row makes one for a chat; the mlp family's
+// feature_replay_rows (mlp.h) one for a feature example.
 struct ReplayRow {
   Sha256Digest hash;
   std::string topic;
@@ -31,6 +29,5 @@ struct ReplayRow {
   std::string json;
 };
 ReplayRow replay_row(const ChatExample& example);
-std::vector<ReplayRow> feature_replay_rows(const FeatureSet& set);
 
 }  // namespace retain

@@ -43,21 +43,5 @@ ReplayRow replay_row(const ChatExample& example) {
   return row;
 }
 
-std::vector<ReplayRow> feature_replay_rows(const FeatureSet& set) {
-  std::vector<ReplayRow> rows;
-  rows.reserve(set.size());
-  const torch::Tensor x = set.x.contiguous().to(torch::kFloat);
-  for (int64_t i = 0; i < set.size(); ++i) {
-    const float* f = x[i].data_ptr<float>();
-    const int64_t label = set.y[i].item<int64_t>();
-    ReplayRow row;
-    row.json = nlohmann::json({{"features", std::vector<float>(f, f + x.size(1))}, {"label", label}}).dump();
-    row.hash = sha256(row.json);
-    row.topic = "class " + std::to_string(label);
-    row.tokens = x.size(1);
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
 
 }  // namespace retain

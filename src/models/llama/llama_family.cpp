@@ -186,8 +186,8 @@ class LlamaFamily : public ModelFamily {
   // Everything checked before a byte is written; the tensors are copied as stored (bit-identical).
   HfImport import_hf(const std::string& hf_dir, const std::string& out_dir) const override {
     const LlamaConfig config = read_config(hf_dir);
-    read_tokenizer(hf_dir, config, true);
     const Weights w = read_weights(hf_dir, config);
+    read_tokenizer(hf_dir, config, true);
     const nlohmann::json card = {{"created_by", "retain import --from-hf"},
                                  {"imported_from_hf", fs::absolute(hf_dir).lexically_normal().string()},
                                  {"model_type", config.model_type}};
