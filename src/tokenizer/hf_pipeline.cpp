@@ -449,7 +449,7 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& where)
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* c = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
-                                PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0), &error, &offset, nullptr);
+                                literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
   if (c == nullptr)
     throw CheckpointError(where + ": regex " + nlohmann::json(pattern).dump() + " does not compile at offset " +
                           std::to_string(offset) + ": " + pcre2_message(error));
