@@ -11,6 +11,8 @@ PACKAGES=(
   libsqlite3-dev zlib1g-dev libpcre2-dev
   libicu-dev                           # Unicode normalization of tokenizer.json (NFC)
   python3-jinja2                       # the chat template parity test renders the models' templates
+  libsentencepiece-dev                 # SentencePiece tokenizer.model files (Llama 2, Mistral)
+  sentencepiece python3-sentencepiece  # spm_train and the reference of the SentencePiece test
   libgloo-dev                          # Gloo headers for c10d data-parallel training on CPU
   python3-torch                        # the Python twin of the benchmarks
   dataset-fashion-mnist                # retain bench continual (IDX files in /usr/share/datasets)

@@ -29,7 +29,7 @@ struct RenderedChat {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  // "byte", "gpt2-bpe" or "hf-bpe".
+  // "byte", "gpt2-bpe", "hf-bpe" or "sentencepiece".
   virtual std::string type() const = 0;
   virtual int64_t vocab_size() const = 0;
   // Plain text: special tokens' text is encoded as ordinary text.
@@ -109,6 +109,7 @@ class ByteTokenizer : public Tokenizer {
 //    recognised template, the override, and generation_config.json's eos_token_id as stop tokens);
 //    without either, GPT-2 BPE (Gpt2BpeTokenizer, retain's chat tokens appended) when the file is
 //    GPT-2 byte-level BPE, else HfTokenizer without a template (render throws CheckpointError);
+//  - else DIR/tokenizer.model (SentencePieceTokenizer), its template and stop tokens as above;
 //  - else GPT-2 BPE from DIR/vocab.json + DIR/merges.txt;
 //  - else the byte tokenizer.
 // `template_override` ("" for none) names a built-in template (make_chat_template) used instead of

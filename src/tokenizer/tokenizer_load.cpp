@@ -7,6 +7,7 @@
 #include "retain/fileio.h"
 #include "retain/hash.h"
 #include "retain/hf_tokenizer.h"
+#include "retain/sentencepiece_tokenizer.h"
 
 namespace retain {
 namespace {
@@ -118,6 +119,17 @@ std::unique_ptr<Tokenizer> load_hf_dir(const fs::path& root, const std::string& 
   return tok;
 }
 
+// DIR/tokenizer.model (SentencePiece), with the directory's template and stop tokens.
+std::unique_ptr<Tokenizer> load_sentencepiece_dir(const fs::path& root, const std::string& override_name) {
+  const nlohmann::json config = read_json_or_null(root / "tokenizer_config.json");
+  auto tok = SentencePieceTokenizer::from_file((root / "tokenizer.model").string());
+  ChatTemplateOptions options;
+  options.bos_token = token_text(config, "bos_token");
+  if (auto t = choose_template(read_template(root, config), override_name, options)) tok->set_chat_template(std::move(t));
+  tok->set_eos_ids(eos_ids(root, config, *tok));
+  return tok;
+}
+
 // retain_tokenizer.json (`config`, read from `where`).
 std::unique_ptr<Tokenizer> from_retain_file(const nlohmann::json& config, const std::string& where) {
   if (!config.is_object()) throw CheckpointError("malformed " + where + ": expected a JSON object");
@@ -151,7 +163,25 @@ std::unique_ptr<Tokenizer> from_retain_file(const nlohmann::json& config, const 
     }
     return tok;
   }
-  throw CheckpointError(where + " has unknown type \"" + type + "\"; this build supports: byte, gpt2-bpe, hf-bpe");
+  if (type == "sentencepiece") {
+    std::unique_ptr<SentencePieceTokenizer> tok;
+    try {
+      tok = SentencePieceTokenizer::from_bytes(base64_decode(config.at("model_base64").get<std::string>()),
+                                               where + ": model_base64");
+      if (config.contains("chat_template"))
+        tok->set_chat_template(make_chat_template(config["chat_template"].get<std::string>()));
+      tok->set_eos_ids(config.value("eos_token_ids", std::vector<int64_t>{}));
+    } catch (const nlohmann::json::exception& e) {
+      throw CheckpointError(where + ": model_base64, chat_template or eos_token_ids: " + e.what());
+    } catch (const CheckpointError&) {
+      throw;
+    } catch (const Error& e) {
+      throw CheckpointError(where + ": model_base64: " + e.what());
+    }
+    return tok;
+  }
+  throw CheckpointError(where + " has unknown type \"" + type +
+                        "\"; this build supports: byte, gpt2-bpe, hf-bpe, sentencepiece");
 }
 
 }  // namespace
@@ -177,6 +207,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, const st
     tok = from_retain_file(config, where);
   } else if (file_exists(root / "tokenizer.json")) {
     return load_hf_dir(root, template_override);
+  } else if (file_exists(root / "tokenizer.model")) {
+    return load_sentencepiece_dir(root, template_override);
   } else if (auto bpe = Gpt2BpeTokenizer::from_dir(model_dir)) {
     tok = std::move(bpe);
   } else {
