@@ -107,7 +107,8 @@ class ByteTokenizer : public Tokenizer {
 //  - else DIR/tokenizer.json: with a chat template (tokenizer_config.json's chat_template or
 //    DIR/chat_template.jinja) or a `template_override`, the general reader (HfTokenizer, with the
 //    recognised template, the override, and generation_config.json's eos_token_id as stop tokens);
-//    without either, GPT-2 BPE (Gpt2BpeTokenizer, retain's chat tokens appended) when the file is
+//    without either (or with retain's own template, as `export --hf` writes it), GPT-2 BPE
+//    (Gpt2BpeTokenizer, retain's chat tokens appended) when the file is
 //    GPT-2 byte-level BPE, else HfTokenizer without a template (render throws CheckpointError);
 //  - else DIR/tokenizer.model (SentencePieceTokenizer), its template and stop tokens as above;
 //  - else GPT-2 BPE from DIR/vocab.json + DIR/merges.txt;

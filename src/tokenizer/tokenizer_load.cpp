@@ -96,8 +96,11 @@ std::unique_ptr<Tokenizer> load_hf_dir(const fs::path& root, const std::string& 
   const nlohmann::json config = read_json_or_null(root / "tokenizer_config.json");
   const TemplateSource source = read_template(root, config);
   const std::string path = (root / "tokenizer.json").string();
-  if (source.text.empty() && override_name.empty()) {
-    // No chat template: a GPT-2 style directory keeps retain's chat tokens and template.
+  const bool retain_template = !source.text.empty() && recognise_chat_template(source.text) &&
+                               recognise_chat_template(source.text)->name == "retain";
+  if ((source.text.empty() || retain_template) && override_name.empty()) {
+    // No chat template, or retain's own (a directory `retain export --hf` wrote): a GPT-2 style
+    // directory keeps retain's chat tokens and template.
     try {
       return Gpt2BpeTokenizer::from_tokenizer_json(path);
     } catch (const CheckpointError&) {

@@ -147,6 +147,20 @@ TEST(ChatTemplates, RecognisedUnrecognisedAndOverridden) {
   }
   EXPECT_EQ(load_tokenizer(dir.path.string(), "qwen3")->chat_template_name(), "qwen3");
   EXPECT_THROW(load_tokenizer(dir.path.string(), "vicuna"), ConfigError);
+  // retain's own template, as `retain export --hf` writes it: recognised.
+  EXPECT_EQ(recognise_chat_template("{% for message in messages %}{{ '<|' + message['role'] + '|>' + "
+                                    "message['content'] + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}"
+                                    "{{ '<|assistant|>' }}{% endif %}")->name,
+            "retain");
+  const std::filesystem::path exported = dir.path / "exported";
+  std::filesystem::create_directories(exported);
+  write_text(exported / "tokenizer.json", byte_level_json().dump());
+  write_text(exported / "tokenizer_config.json",
+             nlohmann::json({{"chat_template", "{% for message in messages %}{{ '<|' + message['role'] + '|>' + "
+                                               "message['content'] + '<|end|>' }}{% endfor %}{% if "
+                                               "add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"}})
+                 .dump());
+  EXPECT_EQ(load_tokenizer(exported.string())->type(), "gpt2-bpe");  // as before the template existed
   // chat_template.jinja takes precedence over tokenizer_config.json.
   write_text(dir / "chat_template.jinja", chatml);
   EXPECT_EQ(load_tokenizer(dir.path.string())->chat_template_name(), "chatml");
