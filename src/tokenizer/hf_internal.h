@@ -26,6 +26,10 @@ size_t utf8_length(const unsigned char* s, size_t left);
 // Code point of the valid sequence of length n at s.
 uint32_t utf8_decode(const unsigned char* s, size_t n);
 void utf8_append(uint32_t cp, std::string& out);
+// `text` with every `from` replaced by `to` (left to right, not overlapping).
+std::string replace_all(const std::string& text, const std::string& from, const std::string& to);
+// The {"String": ...} pattern of a Replace step; CheckpointError naming `where` otherwise.
+std::string replace_pattern(const nlohmann::json& j, const std::string& where);
 // Unicode White_Space (what Rust's char::is_whitespace and \s in tokenizers' regexes match).
 bool is_white_space(uint32_t cp);
 

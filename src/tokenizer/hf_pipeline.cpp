@@ -1,4 +1,4 @@
-// The normalizers, pre-tokenizers and decoders of tokenizer.json (hf_internal.h). Unicode
+// The normalizers and pre-tokenizers of tokenizer.json (hf_internal.h). Unicode
 // normalization is ICU's (Debian's libicu); regexes are PCRE2's, with \s rewritten to Unicode
 // White_Space as the `tokenizers` library (Oniguruma) matches it.
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -94,14 +94,7 @@ class Prepend : public Normalizer {
 class Replace : public Normalizer {
  public:
   Replace(std::string from, std::string to) : from_(std::move(from)), to_(std::move(to)) {}
-  std::string normalize(std::string text) const override {
-    if (from_.empty()) return text;
-    std::string out;
-    size_t at = 0;
-    for (size_t hit; (hit = text.find(from_, at)) != std::string::npos; at = hit + from_.size())
-      out.append(text, at, hit - at).append(to_);
-    return out.append(text, at, std::string::npos);
-  }
+  std::string normalize(std::string text) const override { return replace_all(text, from_, to_); }
   bool piecewise() const override { return false; }
 
  private:
@@ -281,105 +274,6 @@ class PreSequence : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> steps_;
 };
 
-// ---- decoders ----
-
-class ByteLevelDecoder : public Decoder {
- public:
-  void decode(std::vector<std::string>& tokens) const override {
-    static const std::unordered_map<std::string, char> kByteOf = [] {
-      std::unordered_map<std::string, char> m;
-      for (int b = 0; b < 256; ++b) m[gpt2_byte_to_unicode()[b]] = static_cast<char>(b);
-      return m;
-    }();
-    for (std::string& token : tokens) {
-      std::string bytes;
-      bool mapped = true;
-      for (size_t at = 0; at < token.size() && mapped;) {
-        const size_t n = std::max<size_t>(1, utf8_length(reinterpret_cast<const unsigned char*>(token.data()) + at,
-                                                         token.size() - at));
-        const auto it = kByteOf.find(token.substr(at, n));
-        mapped = it != kByteOf.end();
-        if (mapped) bytes.push_back(it->second);
-        at += n;
-      }
-      if (mapped) token = std::move(bytes);  // as tokenizers: a token with other characters stays as it is
-    }
-  }
-};
-
-// <0xXX> tokens become their byte (the raw byte even where the bytes are not valid UTF-8, so
-// that decode inverts encode; tokenizers writes U+FFFD there).
-class ByteFallbackDecoder : public Decoder {
- public:
-  void decode(std::vector<std::string>& tokens) const override {
-    for (std::string& t : tokens) {
-      if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::isxdigit(t[3]) && std::isxdigit(t[4]))
-        t = std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
-    }
-  }
-};
-
-class FuseDecoder : public Decoder {
- public:
-  void decode(std::vector<std::string>& tokens) const override {
-    std::string all;
-    for (const auto& t : tokens) all += t;
-    tokens = {all};
-  }
-};
-
-class ReplaceDecoder : public Decoder {
- public:
-  ReplaceDecoder(std::string from, std::string to) : r_(std::move(from), std::move(to)) {}
-  void decode(std::vector<std::string>& tokens) const override {
-    for (auto& t : tokens) t = r_.normalize(std::move(t));
-  }
-
- private:
-  Replace r_;
-};
-
-class StripDecoder : public Decoder {
- public:
-  StripDecoder(std::string content, size_t start, size_t stop)
-      : content_(std::move(content)), start_(start), stop_(stop) {}
-  void decode(std::vector<std::string>& tokens) const override {
-    for (auto& t : tokens) {
-      for (size_t i = 0; i < start_ && t.compare(0, content_.size(), content_) == 0; ++i) t.erase(0, content_.size());
-      for (size_t i = 0; i < stop_ && t.size() >= content_.size() &&
-                         t.compare(t.size() - content_.size(), content_.size(), content_) == 0; ++i)
-        t.erase(t.size() - content_.size());
-    }
-  }
-
- private:
-  std::string content_;
-  size_t start_, stop_;
-};
-
-class BpeSuffixDecoder : public Decoder {
- public:
-  explicit BpeSuffixDecoder(std::string suffix) : suffix_(std::move(suffix)) {}
-  void decode(std::vector<std::string>& tokens) const override {
-    for (size_t i = 0; i < tokens.size(); ++i)
-      tokens[i] = Replace(suffix_, i + 1 == tokens.size() ? "" : " ").normalize(std::move(tokens[i]));
-  }
-
- private:
-  std::string suffix_;
-};
-
-class DecoderSequence : public Decoder {
- public:
-  explicit DecoderSequence(std::vector<std::unique_ptr<Decoder>> steps) : steps_(std::move(steps)) {}
-  void decode(std::vector<std::string>& tokens) const override {
-    for (const auto& s : steps_) s->decode(tokens);
-  }
-
- private:
-  std::vector<std::unique_ptr<Decoder>> steps_;
-};
-
 std::string replace_from(const nlohmann::json& j, const std::string& where) {
   const auto& p = j.at("pattern");
   if (!p.contains("String"))
@@ -435,6 +329,17 @@ void utf8_append(uint32_t cp, std::string& s) {
     s += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
+
+std::string replace_all(const std::string& text, const std::string& from, const std::string& to) {
+  if (from.empty()) return text;
+  std::string out;
+  size_t at = 0;
+  for (size_t hit; (hit = text.find(from, at)) != std::string::npos; at = hit + from.size())
+    out.append(text, at, hit - at).append(to);
+  return out.append(text, at, std::string::npos);
+}
+
+std::string replace_pattern(const nlohmann::json& j, const std::string& where) { return replace_from(j, where); }
 
 bool is_white_space(uint32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -530,30 +435,6 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const 
   }
   throw CheckpointError(where + ": type " + type +
                         " is not supported (retain reads ByteLevel, Split, Digits, Sequence)");
-}
-
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string& where) {
-  if (j.is_null()) return nullptr;
-  const std::string type = type_of(j);
-  if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
-  if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
-  if (type == "Fuse") return std::make_unique<FuseDecoder>();
-  if (type == "Replace")
-    return std::make_unique<ReplaceDecoder>(replace_from(j, where), j.at("content").get<std::string>());
-  if (type == "Strip")
-    return std::make_unique<StripDecoder>(j.at("content").get<std::string>(), j.value("start", 0),
-                                          j.value("stop", 0));
-  if (type == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(j.value("suffix", "</w>"));
-  if (type == "Sequence") {
-    std::vector<std::unique_ptr<Decoder>> steps;
-    const auto& list = j.at("decoders");
-    for (size_t i = 0; i < list.size(); ++i)
-      if (auto s = make_decoder(list[i], where + ".decoders[" + std::to_string(i) + "]")) steps.push_back(std::move(s));
-    return std::make_unique<DecoderSequence>(std::move(steps));
-  }
-  throw CheckpointError(where + ": type " + type +
-                        " is not supported (retain reads ByteLevel, ByteFallback, Fuse, Replace, Strip, "
-                        "BPEDecoder, Sequence)");
 }
 
 }  // namespace retain::hf
