@@ -9,6 +9,8 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp     # LibTorch (CPU) and a fast BLAS for it
   libeigen3-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
   libsqlite3-dev zlib1g-dev libpcre2-dev
+  libicu-dev                           # Unicode normalization of tokenizer.json (NFC)
+  python3-jinja2                       # the chat template parity test renders the models' templates
   libgloo-dev                          # Gloo headers for c10d data-parallel training on CPU
   python3-torch                        # the Python twin of the benchmarks
   dataset-fashion-mnist                # retain bench continual (IDX files in /usr/share/datasets)

@@ -78,12 +78,14 @@ class Gpt2BpeTokenizer : public Tokenizer {
   // Plain text: special tokens' text is encoded as ordinary text.
   std::vector<int64_t> encode(const std::string& text) const override;
   // As encode, but the literal text of a special token (leftmost first, then longest) becomes its id.
-  std::vector<int64_t> encode_with_specials(const std::string& text) const;
+  std::vector<int64_t> encode_with_specials(const std::string& text) const override;
   // The bytes of each id, special tokens as their text. The result is not always valid UTF-8 (a
   // character split across ids). Throws Error on an id that is not in the vocabulary.
   std::string decode(const std::vector<int64_t>& ids) const override;
   int64_t role_token(Role role) const override;
   int64_t end_of_turn_token() const override { return chat_ids_[3]; }
+  // A special token's id, else a vocabulary entry's (its byte-level spelling).
+  std::optional<int64_t> token_id(const std::string& token) const override;
   // {"type": "gpt2-bpe", "format_version": 1, "vocab": {...}, "merges": ["a b", ...],
   //  "special_tokens": {"<|endoftext|>": 50256, "<|system|>": 50257, ...}}: self-contained.
   nlohmann::json to_json() const override;

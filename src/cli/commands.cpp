@@ -204,7 +204,7 @@ int Commands::generate() {
     ChatExample chat;
     chat.messages = {{Role::kUser, prompt_, 1}, {Role::kAssistant, "", 1}};
     prompt = tokenizer.render_prompt(chat);
-    options.stop_token = tokenizer.end_of_turn_token();
+    options.stop_tokens = tokenizer.stop_tokens();
   }
   if (prompt.empty()) throw ConfigError("--prompt: empty prompt");
   std::cout << tokenizer.decode(retain::generate(chat_model.lm(), prompt, options)) << "\n";

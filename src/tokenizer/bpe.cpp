@@ -246,6 +246,13 @@ std::optional<int64_t> Gpt2BpeTokenizer::special_token(const std::string& text) 
   return it->second;
 }
 
+std::optional<int64_t> Gpt2BpeTokenizer::token_id(const std::string& token) const {
+  if (const auto special = special_token(token)) return special;
+  const auto it = vocab_.find(token);
+  if (it == vocab_.end()) return std::nullopt;
+  return it->second;
+}
+
 size_t Gpt2BpeTokenizer::cache_size() const {
   std::lock_guard<std::mutex> lock(cache_mutex_);
   return cache_.size();

@@ -3,8 +3,8 @@
 // shape; the Gpt2BpeTokenizer constructor checks that the pieces fit together.
 #include <filesystem>
 
+#include "hf_internal.h"
 #include "retain/bpe.h"
-#include "retain/checkpoint.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 
@@ -118,7 +118,7 @@ std::unique_ptr<Gpt2BpeTokenizer> Gpt2BpeTokenizer::from_files(const std::string
                                                                const std::string& merges_txt) {
   Files files;
   files.where = vocab_json;
-  files.vocab = read_id_map(read_json_file(vocab_json), vocab_json);
+  files.vocab = read_id_map(hf::read_json(vocab_json), vocab_json);
   std::string text;
   try {
     text = read_file(merges_txt);
@@ -147,7 +147,7 @@ std::unique_ptr<Gpt2BpeTokenizer> Gpt2BpeTokenizer::from_files(const std::string
 }
 
 std::unique_ptr<Gpt2BpeTokenizer> Gpt2BpeTokenizer::from_tokenizer_json(const std::string& path) {
-  const nlohmann::json j = read_json_file(path);
+  const nlohmann::json j = hf::read_json(path);
   return std::make_unique<Gpt2BpeTokenizer>(checked(path, [&] { return read_tokenizer_json(j, path); }));
 }
 

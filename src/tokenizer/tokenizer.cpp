@@ -1,31 +1,16 @@
-// The byte tokenizer, the chat template, and loading a model directory's tokenizer (see
-// tokenizer.h).
+// The Tokenizer's chat rendering (through its ChatTemplate) and the byte tokenizer (see
+// tokenizer.h). Loading a model directory's tokenizer is in tokenizer_load.cpp.
 //
 // The template is the one place that decides which tokens are trained, so render() and
 // render_prompt() must agree token for token on everything before the reply.
 #include "retain/tokenizer.h"
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 
-#include "retain/bpe.h"
 #include "retain/errors.h"
 
 namespace retain {
 namespace {
-
-// Appends <|role|> content <|end|>; content and end are trained only for a weight-1 assistant turn.
-void append_turn(const Tokenizer& tok, const ChatMessage& message, RenderedChat& out) {
-  const uint8_t trained = message.role == Role::kAssistant && message.weight == 1 ? 1 : 0;
-  out.ids.push_back(tok.role_token(message.role));
-  out.mask.push_back(0);
-  const std::vector<int64_t> content = tok.encode(message.content);
-  out.ids.insert(out.ids.end(), content.begin(), content.end());
-  out.mask.insert(out.mask.end(), content.size(), trained);
-  out.ids.push_back(tok.end_of_turn_token());
-  out.mask.push_back(trained);
-}
 
 // Index of the last assistant message, or -1.
 int64_t last_assistant(const ChatExample& example) {
@@ -37,10 +22,61 @@ int64_t last_assistant(const ChatExample& example) {
 
 }  // namespace
 
-RenderedChat Tokenizer::render(const ChatExample& example) const {
-  RenderedChat out;
-  for (const ChatMessage& message : example.messages) append_turn(*this, message, out);
+int64_t Tokenizer::role_token(Role role) const {
+  throw Error("the " + type() + " tokenizer has no role tokens (its chat template is " +
+              chat_template_name() + ")");
+}
+
+int64_t Tokenizer::end_of_turn_token() const { return piece_token(chat_template().end_of_turn().at(0)); }
+
+std::vector<int64_t> Tokenizer::stop_tokens() const {
+  std::vector<int64_t> out;
+  auto add = [&](int64_t id) {
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  };
+  if (has_chat_template())
+    for (const std::string& t : chat_template().end_of_turn()) add(piece_token(t));
+  for (const int64_t id : eos_ids_) add(id);
   return out;
+}
+
+std::shared_ptr<const ChatTemplate> Tokenizer::default_chat_template() const {
+  static const std::shared_ptr<const ChatTemplate> kRetain = make_chat_template("retain");
+  return kRetain;
+}
+
+const ChatTemplate& Tokenizer::chat_template() const {
+  if (template_) return *template_;
+  if (const auto t = default_chat_template()) return *t;
+  throw CheckpointError("the " + type() + " tokenizer has no chat template (the directory has no "
+                        "tokenizer_config.json chat_template or chat_template.jinja); name one with the "
+                        "template override (load_tokenizer's template_override, `--chat-template NAME`): " +
+                        chat_template_names());
+}
+
+int64_t Tokenizer::piece_token(const std::string& token) const {
+  const auto id = token_id(token);
+  if (!id)
+    throw CheckpointError("chat template " + chat_template_name() + " needs the token " + token +
+                          ", which the " + type() + " tokenizer does not have");
+  return *id;
+}
+
+RenderedChat Tokenizer::encode_pieces(const std::vector<ChatPiece>& pieces) const {
+  RenderedChat out;
+  for (const ChatPiece& piece : pieces) {
+    std::vector<int64_t> ids;
+    if (piece.kind == ChatPiece::Kind::kToken) ids.push_back(piece_token(piece.text));
+    else if (piece.kind == ChatPiece::Kind::kText) ids = encode_with_specials(piece.text);
+    else ids = encode(piece.text);
+    out.ids.insert(out.ids.end(), ids.begin(), ids.end());
+    out.mask.insert(out.mask.end(), ids.size(), piece.trained ? 1 : 0);
+  }
+  return out;
+}
+
+RenderedChat Tokenizer::render(const ChatExample& example) const {
+  return encode_pieces(chat_template().render(example.messages, false));
 }
 
 std::vector<int64_t> Tokenizer::render_prompt(const ChatExample& example) const {
@@ -50,10 +86,8 @@ std::vector<int64_t> Tokenizer::render_prompt(const ChatExample& example) const 
                     example.source_file + ":" + std::to_string(example.source_line) +
                     ": it has no assistant message");
   }
-  RenderedChat out;
-  for (int64_t i = 0; i < reply; ++i) append_turn(*this, example.messages[i], out);
-  out.ids.push_back(role_token(Role::kAssistant));
-  return out.ids;
+  const std::vector<ChatMessage> before(example.messages.begin(), example.messages.begin() + reply);
+  return encode_pieces(chat_template().render(before, true)).ids;
 }
 
 std::string Tokenizer::reference_reply(const ChatExample& example) {
@@ -95,50 +129,16 @@ int64_t ByteTokenizer::role_token(Role role) const {
   throw Error("unknown role " + std::to_string(static_cast<int>(role)));
 }
 
-nlohmann::json ByteTokenizer::to_json() const {
-  return {{"type", type()}, {"format_version", 1}};
+std::optional<int64_t> ByteTokenizer::token_id(const std::string& token) const {
+  static const char* const kNames[] = {"<|system|>", "<|user|>", "<|assistant|>", "<|end|>"};
+  for (int64_t i = 0; i < 4; ++i)
+    if (token == kNames[i]) return kSystem + i;
+  if (token.size() == 1) return static_cast<unsigned char>(token[0]);
+  return std::nullopt;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
-  const std::filesystem::path path = std::filesystem::path(model_dir) / kTokenizerFile;
-  std::error_code ec;
-  // No tokenizer file: a Hugging Face directory (GPT-2 BPE files), or a model trained before the
-  // file existed, which is byte-level.
-  if (!std::filesystem::exists(path, ec)) {
-    if (auto bpe = Gpt2BpeTokenizer::from_dir(model_dir)) return bpe;
-    return std::make_unique<ByteTokenizer>();
-  }
-
-  const std::string where = "tokenizer file " + path.string();
-  std::ifstream in(path, std::ios::in | std::ios::binary);
-  if (!in || std::filesystem::is_directory(path, ec)) {
-    throw CheckpointError("cannot read " + where);
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw CheckpointError("malformed " + where + ": " + e.what());
-  }
-  if (!config.is_object()) throw CheckpointError("malformed " + where + ": expected a JSON object");
-  const auto type_it = config.find("type");
-  if (type_it == config.end() || !type_it->is_string()) {
-    throw CheckpointError("malformed " + where + ": expected a string \"type\" such as \"byte\"");
-  }
-  const auto version_it = config.find("format_version");
-  if (version_it == config.end() || !version_it->is_number_integer() ||
-      version_it->get<int64_t>() != 1) {
-    throw CheckpointError(where + " has format_version " +
-                          (version_it == config.end() ? std::string("(missing)")
-                                                      : version_it->dump()) +
-                          "; this build reads format_version 1");
-  }
-  const std::string type = type_it->get<std::string>();
-  if (type == "byte") return std::make_unique<ByteTokenizer>();
-  if (type == "gpt2-bpe") return Gpt2BpeTokenizer::from_json(config, where);
-  throw CheckpointError(where + " has unknown type \"" + type + "\"; this build supports: byte, gpt2-bpe");
+nlohmann::json ByteTokenizer::to_json() const {
+  return {{"type", type()}, {"format_version", 1}};
 }
 
 }  // namespace retain

@@ -58,7 +58,7 @@ EvalResult evaluate(CausalLm& model, const Tokenizer& tokenizer, const std::vect
   if (!options.exact_match) return result;
   GenerateOptions gen;
   gen.max_new_tokens = options.max_new_tokens;
-  gen.stop_token = tokenizer.end_of_turn_token();
+  gen.stop_tokens = tokenizer.stop_tokens();  // the template's end of turn and generation_config's eos
   int64_t matches = 0;
   for (const auto& ex : examples) {
     const auto reply = tokenizer.decode(generate(model, tokenizer.render_prompt(ex), gen));
