@@ -62,7 +62,7 @@ struct CliProcess {
 // Starts `retain args...` with `cwd` as its working folder, stdin /dev/null and OMP_NUM_THREADS=1. Output goes to
 // <cwd>/<tag>.stdout and <tag>.stderr, so no pipe can fill up and block the child.
 inline CliProcess spawn_cli(const std::vector<std::string>& args, const fs::path& cwd,
-                            const std::string& tag = "cli") {
+                            const std::string& tag = "cli", const fs::path& stdin_file = "/dev/null") {
   CliProcess p;
   p.out_file = cwd / (tag + ".stdout");
   p.err_file = cwd / (tag + ".stderr");
@@ -72,7 +72,8 @@ inline CliProcess spawn_cli(const std::vector<std::string>& args, const fs::path
   std::vector<char*> argv;
   for (auto& s : storage) argv.push_back(s.data());
   argv.push_back(nullptr);
-  const std::string dir = cwd.string(), out = p.out_file.string(), err = p.err_file.string();
+  const std::string dir = cwd.string(), out = p.out_file.string(), err = p.err_file.string(),
+                    in = stdin_file.string();
   // One intra-op thread unless a command says otherwise (--threads): on a busy machine OpenMP
   // workers that spin on a shared core make a tiny run many times slower.
   std::vector<std::string> env_storage = {"OMP_NUM_THREADS=1"};
@@ -85,7 +86,7 @@ inline CliProcess spawn_cli(const std::vector<std::string>& args, const fs::path
   p.pid = ::fork();
   if (p.pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (p.pid == 0) {
-    const int in_fd = ::open("/dev/null", O_RDONLY);
+    const int in_fd = ::open(in.c_str(), O_RDONLY);
     const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in_fd < 0 || out_fd < 0 || err_fd < 0 || ::chdir(dir.c_str()) != 0) ::_exit(126);
@@ -124,9 +125,10 @@ inline std::optional<CliResult> poll_cli(const CliProcess& p) {
 }
 
 // Runs `retain args...` in `cwd` to the end.
+// Runs the CLI with stdin read from `stdin_file` (default: nothing).
 inline CliResult run_cli(const std::vector<std::string>& args, const fs::path& cwd,
-                         const std::string& tag = "cli") {
-  return wait_cli(spawn_cli(args, cwd, tag));
+                         const std::string& tag = "cli", const fs::path& stdin_file = "/dev/null") {
+  return wait_cli(spawn_cli(args, cwd, tag, stdin_file));
 }
 
 }  // namespace retain::cli_test

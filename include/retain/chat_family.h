@@ -30,15 +30,22 @@ class ChatExamples : public Examples {
   std::vector<ChatExample> chats_;
 };
 
+// What every chat family shares: chat JSONL data and chat metrics. A family derives from it and
+// implements name(), model_types() and load() (and the Hugging Face conversion).
+class ChatFamily : public ModelFamily {
+ public:
+  std::vector<std::string> metrics() const override;
+  // Chat JSONL (a labels file is refused: it belongs to the mlp family's IDX images).
+  std::unique_ptr<Examples> read_examples(const std::string& model_dir, const std::string& path,
+                                          const std::string& labels) const override;
+  std::unique_ptr<Examples> no_examples() const override;
+  std::unique_ptr<Examples> join(const Examples& first, const Examples& second) const override;
+};
+
 // The chat model of `model` (ConfigError naming `what` when its family is not a chat family).
 ChatModel& as_chat_model(FamilyModel& model, const std::string& what);
 // The chat examples of `set` (ConfigError when it was read by another family).
 const ChatExamples& as_chats(const Examples& set);
-// Reads chat JSONL (DataError naming file:line); an empty file gives no examples.
-std::unique_ptr<Examples> read_chat_examples(const std::string& path);
-std::unique_ptr<Examples> join_chat_examples(const Examples& first, const Examples& second);
-// The metrics a chat test set may be judged on.
-const std::vector<std::string>& chat_metrics();
 
 // A chat LM loaded from a directory: the family's module as a CausalLm plus its tokenizer.
 // Renders every set with the tokenizer's chat template; evaluation measures loss, perplexity and

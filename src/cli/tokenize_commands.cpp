@@ -5,7 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "retain/bpe.h"
+#include "retain/chat_template.h"
+#include "retain/data.h"
 #include "retain/errors.h"
 #include "retain/tokenizer.h"
 
@@ -18,8 +19,13 @@ TokenizeCommands::TokenizeCommands(CLI::App& app) {
                         "model directory, or a folder with tokenizer.json or vocab.json + merges.txt")
       ->required();
   tokenize_->add_flag("--decode", decode_, "read one JSON array of ids a line, print its text");
-  tokenize_->add_flag("--specials", specials_,
-                      "GPT-2 BPE: a special token's text (<|endoftext|>, <|user|>, ...) becomes its id");
+  tokenize_->add_flag("--specials", specials_, "a special token's text (<|endoftext|>, <|im_end|>, ...) becomes its id");
+  tokenize_->add_flag("--chat", chat_,
+                      "read chat JSONL lines; print the ids of each conversation rendered with the chat template");
+  tokenize_->add_flag("--mask", mask_, "with --chat: print {\"ids\": [...], \"mask\": [...]} (1 = trained token)");
+  tokenize_->add_option("--chat-template", chat_template_,
+                        "render with this built-in template instead of the one the directory names: " +
+                            chat_template_names());
 }
 
 bool TokenizeCommands::run(int& exit_code) {
@@ -29,17 +35,26 @@ bool TokenizeCommands::run(int& exit_code) {
 }
 
 int TokenizeCommands::tokenize() {
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_dir_);
-  const auto* bpe = dynamic_cast<const Gpt2BpeTokenizer*>(tokenizer.get());
-  if (specials_ && bpe == nullptr)
-    throw ConfigError("--specials: the tokenizer of " + tokenizer_dir_ + " is " + tokenizer->type() +
-                      ", not gpt2-bpe");
+  if (mask_ && !chat_) throw ConfigError("--mask goes with --chat");
+  if (chat_ && (decode_ || specials_)) throw ConfigError("--chat renders conversations; it takes neither --decode nor --specials");
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_dir_, chat_template_);
   std::ios::sync_with_stdio(false);
   std::string line;
   for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+    if (chat_) {
+      ChatExample example;
+      std::vector<DataIssue> issues;
+      if (!parse_chat_line(line, "stdin", line_no, example, issues)) {
+        if (issues.empty()) continue;  // a blank line
+        throw DataError(issues.front().to_string());
+      }
+      const RenderedChat r = tokenizer->render(example);
+      if (mask_) std::cout << nlohmann::json({{"ids", r.ids}, {"mask", r.mask}}) << '\n';
+      else std::cout << nlohmann::json(r.ids) << '\n';
+      continue;
+    }
     if (!decode_) {
-      std::cout << nlohmann::json(specials_ ? bpe->encode_with_specials(line) : tokenizer->encode(line))
-                << '\n';
+      std::cout << nlohmann::json(specials_ ? tokenizer->encode_with_specials(line) : tokenizer->encode(line)) << '\n';
       continue;
     }
     try {

@@ -18,8 +18,8 @@ class TokenizeCommands {
   int tokenize();
 
   CLI::App* tokenize_ = nullptr;
-  std::string tokenizer_dir_;
-  bool decode_ = false, specials_ = false;
+  std::string tokenizer_dir_, chat_template_;
+  bool decode_ = false, specials_ = false, chat_ = false, mask_ = false;
 };
 
 }  // namespace retain::cli

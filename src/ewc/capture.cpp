@@ -21,13 +21,13 @@ void capture(LayerCapture record) {
 
 torch::Tensor captured_linear(torch::nn::Linear& layer, const torch::Tensor& x) {
   auto y = layer(x);
-  if (capturing()) capture({LayerCapture::Kind::kLinear, layer.get(), x, y});
+  if (capturing()) capture({LayerCapture::Kind::kLinear, layer.get(), x, y, 0, "", ""});
   return y;
 }
 
 torch::Tensor captured_layer_norm(torch::nn::LayerNorm& layer, const torch::Tensor& x) {
   auto y = layer(x);
-  if (capturing()) capture({LayerCapture::Kind::kLayerNorm, layer.get(), x, y});
+  if (capturing()) capture({LayerCapture::Kind::kLayerNorm, layer.get(), x, y, 0, "", ""});
   return y;
 }
 

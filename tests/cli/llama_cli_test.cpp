@@ -144,5 +144,25 @@ TEST_F(LlamaCli, BadHuggingFaceDirectoriesWriteNothing) {
   EXPECT_TRUE(Registry(ws.db()).list().empty());
 }
 
+TEST_F(LlamaCli, TokenizeRendersChatsWithTheirMask) {
+  const std::string preset = (kSource / "models" / "llama-tiny").string();
+  const std::string chat =
+      R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"ok"}]})";
+  const fs::path in = dir_ / "chat.jsonl";
+  write_text(in, chat + "\n");
+  CliResult r = cli_test::run_cli({"tokenize", "--tokenizer", preset, "--chat", "--mask"}, dir_, "tokenize", in);
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("ids").size(), j.at("mask").size());
+  // retain's template over bytes: <|user|> h i <|end|> <|assistant|> o k <|end|>; trained: o k <|end|>.
+  EXPECT_EQ(j.at("ids").size(), 8u) << r.out;
+  EXPECT_EQ(j.at("mask"), json({0, 0, 0, 0, 0, 1, 1, 1})) << r.out;
+  r = cli_test::run_cli({"tokenize", "--tokenizer", preset, "--mask"}, dir_, "mask-alone", in);
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  r = cli_test::run_cli({"tokenize", "--tokenizer", preset, "--chat", "--chat-template", "nope"}, dir_, "bad-template", in);
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("chatml"), std::string::npos) << r.err;  // the message lists the built-in templates
+}
+
 }  // namespace
 }  // namespace retain

@@ -26,20 +26,25 @@ ChatModel& as_chat_model(FamilyModel& model, const std::string& what) {
   return *chat;
 }
 
-std::unique_ptr<Examples> read_chat_examples(const std::string& path) {
+std::unique_ptr<Examples> ChatFamily::read_examples(const std::string&, const std::string& path,
+                                                   const std::string& labels) const {
+  if (!labels.empty()) throw ConfigError(labels + ": a labels file is for the mlp family's IDX images");
   return std::make_unique<ChatExamples>(read_chat_file(path));
 }
 
-std::unique_ptr<Examples> join_chat_examples(const Examples& first, const Examples& second) {
+std::unique_ptr<Examples> ChatFamily::no_examples() const {
+  return std::make_unique<ChatExamples>(std::vector<ChatExample>{});
+}
+
+std::unique_ptr<Examples> ChatFamily::join(const Examples& first, const Examples& second) const {
   std::vector<ChatExample> all = as_chats(first).chats();
   const auto& more = as_chats(second).chats();
   all.insert(all.end(), more.begin(), more.end());
   return std::make_unique<ChatExamples>(std::move(all));
 }
 
-const std::vector<std::string>& chat_metrics() {
-  static const std::vector<std::string> kMetrics = {"exact_match", "token_accuracy", "loss", "perplexity"};
-  return kMetrics;
+std::vector<std::string> ChatFamily::metrics() const {
+  return {"exact_match", "token_accuracy", "loss", "perplexity"};
 }
 
 std::string ChatModel::describe() const {

@@ -166,20 +166,10 @@ class LlamaModel : private LoadedLlama, public ChatModel {
   }
 };
 
-class LlamaFamily : public ModelFamily {
+class LlamaFamily : public ChatFamily {
  public:
   std::string name() const override { return "llama"; }
   std::vector<std::string> model_types() const override { return {"llama", "qwen2", "qwen3", "mistral"}; }
-  std::vector<std::string> metrics() const override { return chat_metrics(); }
-  std::unique_ptr<Examples> read_examples(const std::string&, const std::string& path,
-                                          const std::string& labels) const override {
-    if (!labels.empty()) throw ConfigError(labels + ": a labels file is for the mlp family's IDX images");
-    return read_chat_examples(path);
-  }
-  std::unique_ptr<Examples> no_examples() const override { return std::make_unique<ChatExamples>(std::vector<ChatExample>{}); }
-  std::unique_ptr<Examples> join(const Examples& first, const Examples& second) const override {
-    return join_chat_examples(first, second);
-  }
   std::unique_ptr<FamilyModel> load(const std::string& dir, uint64_t init_seed) const override {
     return std::make_unique<LlamaModel>(dir, init_seed);
   }
