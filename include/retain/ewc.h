@@ -95,13 +95,16 @@ EwcState consolidate(const EwcState* previous, const TensorMap& fisher_new, cons
                      double gamma);
 
 inline constexpr const char* kEwcFile = "ewc.safetensors";
-inline constexpr int kEwcFormat = 1;
+inline constexpr int kEwcFormat = 2;  // 2: anchors equal to the weights beside the file are left out
 
 // Writes fisher.<p> and anchor.<p> with __metadata__ (estimator, num_samples, gamma, data_hash,
-// rounds, format_version), in bf16 when `bf16` (half the size), atomically.
+// rounds, format_version), in bf16 when `bf16` (half the size), atomically. An anchor equal to the
+// same tensor of the model.safetensors beside `path` (a version's θ* is its own weights) is left
+// out, and anchor_weights_sha256 records that file's hash.
 void save_ewc(const std::string& path, const EwcState& state, bool bf16 = false);
 // Loads and checks every name and shape against `model` (CheckpointError naming the parameter).
-// Tensors come back as fp32 on the model's device.
+// Tensors come back as fp32 on the model's device. Anchors left out are read from the
+// model.safetensors beside `path` (CheckpointError when it is missing or its hash changed).
 EwcState load_ewc(const std::string& path, torch::nn::Module& model);
 
 // Statistics of F per parameter group (sum, max, mean, quantiles) for choosing λ, as a table.

@@ -1,9 +1,12 @@
 // The EWC penalty, online consolidation, ewc.safetensors and Fisher statistics.
+#include "retain/ewc.h"
+
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 
 #include "retain/errors.h"
-#include "retain/ewc.h"
+#include "retain/hash.h"
 
 namespace retain {
 
@@ -71,22 +74,44 @@ EwcState consolidate(const EwcState* previous, const TensorMap& fisher_new, cons
   return out;
 }
 
+namespace {
+
+// The weights file beside an ewc.safetensors: the version's own weights.
+std::string sibling_weights(const std::string& ewc_path) {
+  return (std::filesystem::path(ewc_path).parent_path() / kWeightsFile).string();
+}
+
+}  // namespace
+
 void save_ewc(const std::string& path, const EwcState& state, bool bf16) {
+  // θ* is usually the version's own weights: where an anchor equals the weights stored beside it,
+  // it is not stored twice (the file records the weights' hash, and load_ewc reads them back).
+  const std::string weights_path = sibling_weights(path);
+  TensorMap weights;
+  if (std::filesystem::is_regular_file(weights_path)) weights = load_safetensors(weights_path).tensors;
   TensorMap tensors;
   const auto dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
+  int64_t omitted = 0;
   for (const auto& [name, f] : state.fisher) {
     tensors["fisher." + name] = f.detach().to(torch::kCPU, dtype);
-    tensors["anchor." + name] = state.anchor.at(name).detach().to(torch::kCPU, dtype);
+    const torch::Tensor anchor = state.anchor.at(name).detach().to(torch::kCPU, torch::kFloat);
+    const auto w = weights.find(name);
+    if (w != weights.end() && w->second.sizes() == anchor.sizes() && torch::equal(w->second.to(torch::kFloat), anchor)) {
+      ++omitted;
+      continue;
+    }
+    tensors["anchor." + name] = anchor.to(dtype);
   }
   std::ostringstream gamma;
   gamma << std::setprecision(17) << state.gamma;
-  save_safetensors(path, tensors,
-                   {{"format_version", std::to_string(kEwcFormat)},
-                    {"estimator", state.estimator},
-                    {"num_samples", std::to_string(state.num_samples)},
-                    {"gamma", gamma.str()},
-                    {"data_hash", state.data_hash},
-                    {"rounds", std::to_string(state.rounds)}});
+  StringMap metadata = {{"format_version", std::to_string(kEwcFormat)},
+                        {"estimator", state.estimator},
+                        {"num_samples", std::to_string(state.num_samples)},
+                        {"gamma", gamma.str()},
+                        {"data_hash", state.data_hash},
+                        {"rounds", std::to_string(state.rounds)}};
+  if (omitted > 0) metadata["anchor_weights_sha256"] = sha256_file_hex(weights_path);
+  save_safetensors(path, tensors, metadata);
 }
 
 EwcState load_ewc(const std::string& path, torch::nn::Module& model) {
@@ -96,7 +121,7 @@ EwcState load_ewc(const std::string& path, torch::nn::Module& model) {
     if (it == file.metadata.end()) throw CheckpointError(path + ": __metadata__ lacks \"" + key + "\"");
     return it->second;
   };
-  if (meta("format_version") != std::to_string(kEwcFormat))
+  if (meta("format_version") != "1" && meta("format_version") != std::to_string(kEwcFormat))
     throw CheckpointError(path + ": unsupported EWC format_version " + meta("format_version"));
   EwcState state;
   try {
@@ -108,10 +133,24 @@ EwcState load_ewc(const std::string& path, torch::nn::Module& model) {
     throw CheckpointError(path + ": malformed number in __metadata__");
   }
   state.data_hash = file.metadata.count("data_hash") ? file.metadata.at("data_hash") : "";
+  // Anchors left out because they equal the weights beside the file (format 2).
+  TensorMap weights;
+  if (file.metadata.count("anchor_weights_sha256")) {
+    const std::string weights_path = sibling_weights(path);
+    if (!std::filesystem::is_regular_file(weights_path) ||
+        sha256_file_hex(weights_path) != file.metadata.at("anchor_weights_sha256"))
+      throw CheckpointError(path + ": its anchor is the weights in " + weights_path +
+                            ", which are missing or changed since the Fisher was stored");
+    weights = load_safetensors(weights_path).tensors;
+  }
   size_t matched = 0;
   for (const auto& p : model.named_parameters()) {
     for (const char* kind : {"fisher.", "anchor."}) {
       auto it = file.tensors.find(kind + p.key());
+      if (it == file.tensors.end() && kind[0] == 'a' && weights.count(p.key())) {
+        state.anchor[p.key()] = weights.at(p.key()).to(p.value().device(), torch::kFloat);
+        continue;
+      }
       if (it == file.tensors.end()) throw CheckpointError(path + ": missing " + kind + p.key());
       if (it->second.sizes() != p.value().sizes())
         throw CheckpointError(path + ": " + kind + p.key() + " has shape " + c10::str(it->second.sizes()) +
@@ -121,7 +160,7 @@ EwcState load_ewc(const std::string& path, torch::nn::Module& model) {
       ++matched;
     }
   }
-  if (matched != file.tensors.size()) {
+  if (matched != file.tensors.size()) {  // a stored tensor no parameter claimed
     for (const auto& [name, t] : file.tensors) {
       const auto dot = name.find('.');
       const auto param = dot == std::string::npos ? name : name.substr(dot + 1);

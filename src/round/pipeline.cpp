@@ -268,7 +268,11 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     FisherOptions fo = c.ewc.fisher;
     fo.collective = collective;  // each rank estimates on its share of the mix
     const TensorMap fisher = model->fisher(fo);
-    EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, parameter_tensors(model->module()), c.ewc.gamma);
+    // θ* is the version as stored (a bf16 version's rounded weights): save_ewc then need not
+    // store it a second time, and the next round starts exactly at its anchor.
+    TensorMap stored = load_safetensors((fs::path(staging) / kWeightsFile).string()).tensors;
+    for (auto& [name, t] : stored) t = t.to(torch::kFloat);
+    EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, stored, c.ewc.gamma);
     state.estimator = estimator_name(fo.estimator);
     state.num_samples = std::min<int64_t>(fo.num_samples, strata.size());
     state.data_hash = s.data_hash;

@@ -105,7 +105,11 @@ TEST_F(LlamaCli, FinetuneEvalFisherImportAndARound) {
   Registry registry(ws.db());
   EXPECT_EQ(registry.get("support-v2").status, VersionStatus::kRejected);
   EXPECT_EQ(registry.production()->model_id, "support-v3");
-  EXPECT_TRUE(fs::exists(dir_ / "ws" / "versions" / "support-v3" / "ewc.safetensors"));
+  // θ* is the version's own weights, which ewc.safetensors does not store a second time.
+  const auto ewc = load_safetensors((dir_ / "ws" / "versions" / "support-v3" / "ewc.safetensors").string());
+  EXPECT_TRUE(ewc.tensors.count("fisher.model.norm.weight"));
+  for (const auto& [name, t] : ewc.tensors) EXPECT_NE(name.rfind("anchor.", 0), 0u) << name;
+  EXPECT_EQ(ewc.metadata.at("anchor_weights_sha256").size(), 64u);
   std::vector<std::string> stored;
   for (const auto& score : registry.get("support-v3").scores) stored.push_back(score.test_set + "/" + score.metric);
   for (const char* want : {"new/token_accuracy", "new/loss", "old/loss", "old/perplexity"})

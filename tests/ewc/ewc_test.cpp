@@ -8,6 +8,7 @@
 #include "retain/ewc.h"
 #include "retain/model.h"
 #include "retain/trainer.h"
+#include "test_util.h"
 
 namespace retain {
 namespace {
@@ -258,6 +259,45 @@ TEST(EwcTraining, ZeroLambdaIsBitIdenticalAndHugeLambdaPins) {
   EXPECT_GT(moved_plain, 5e-2);
   EXPECT_LT(moved_pinned, 5e-3);
   fs::remove_all(run_root);
+}
+
+}  // namespace
+}  // namespace retain
+
+namespace retain {
+namespace {
+
+// θ* equal to the weights beside ewc.safetensors is not stored twice; it comes back from them,
+// and weights changed since then are refused.
+TEST(EwcFile, AnchorEqualToTheWeightsIsNotStoredTwice) {
+  testing_util::TempDir tmp;
+  torch::manual_seed(4);
+  torch::nn::Linear model(3, 2);
+  TensorMap weights = parameter_tensors(*model);
+  save_safetensors(tmp / "model.safetensors", weights);
+  EwcState state;
+  for (const auto& [name, w] : weights) {
+    state.fisher[name] = torch::rand_like(w);
+    state.anchor[name] = w.clone();
+  }
+  state.anchor["bias"] = state.anchor["bias"] + 1;  // this one differs: stored
+  save_ewc(tmp / "ewc.safetensors", state);
+  const auto file = load_safetensors(tmp / "ewc.safetensors");
+  EXPECT_FALSE(file.tensors.count("anchor.weight"));
+  EXPECT_TRUE(file.tensors.count("anchor.bias"));
+  EXPECT_EQ(file.metadata.at("format_version"), "2");
+  const EwcState back = load_ewc(tmp / "ewc.safetensors", *model);
+  for (const auto& [name, a] : state.anchor) EXPECT_TRUE(torch::equal(back.anchor.at(name), a)) << name;
+  for (const auto& [name, f] : state.fisher) EXPECT_TRUE(torch::equal(back.fisher.at(name), f)) << name;
+  // The weights change: the stored hash no longer matches.
+  weights["weight"] = weights["weight"] + 1;
+  save_safetensors(tmp / "model.safetensors", weights);
+  try {
+    load_ewc(tmp / "ewc.safetensors", *model);
+    ADD_FAILURE() << "changed weights were accepted as the anchor";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("changed since"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
