@@ -100,8 +100,10 @@ inline constexpr int kEwcFormat = 2;  // 2: anchors equal to the weights beside 
 // Writes fisher.<p> and anchor.<p> with __metadata__ (estimator, num_samples, gamma, data_hash,
 // rounds, format_version), in bf16 when `bf16` (half the size), atomically. An anchor equal to the
 // same tensor of the model.safetensors beside `path` (a version's θ* is its own weights) is left
-// out, and anchor_weights_sha256 records that file's hash.
-void save_ewc(const std::string& path, const EwcState& state, bool bf16 = false);
+// out, and anchor_weights_sha256 records that file's hash. `stored_weights`: that file's tensors
+// when the caller has them already (else save_ewc reads the file).
+void save_ewc(const std::string& path, const EwcState& state, bool bf16 = false,
+              const TensorMap* stored_weights = nullptr);
 // Loads and checks every name and shape against `model` (CheckpointError naming the parameter).
 // Tensors come back as fp32 on the model's device. Anchors left out are read from the
 // model.safetensors beside `path` (CheckpointError when it is missing or its hash changed).

@@ -83,12 +83,14 @@ std::string sibling_weights(const std::string& ewc_path) {
 
 }  // namespace
 
-void save_ewc(const std::string& path, const EwcState& state, bool bf16) {
+void save_ewc(const std::string& path, const EwcState& state, bool bf16, const TensorMap* stored_weights) {
   // θ* is usually the version's own weights: where an anchor equals the weights stored beside it,
   // it is not stored twice (the file records the weights' hash, and load_ewc reads them back).
   const std::string weights_path = sibling_weights(path);
-  TensorMap weights;
-  if (std::filesystem::is_regular_file(weights_path)) weights = load_safetensors(weights_path).tensors;
+  TensorMap read;
+  if (stored_weights == nullptr && std::filesystem::is_regular_file(weights_path))
+    read = load_safetensors(weights_path).tensors;
+  const TensorMap& weights = stored_weights != nullptr ? *stored_weights : read;
   TensorMap tensors;
   const auto dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
   int64_t omitted = 0;

@@ -276,7 +276,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     state.estimator = estimator_name(fo.estimator);
     state.num_samples = std::min<int64_t>(fo.num_samples, strata.size());
     state.data_hash = s.data_hash;
-    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16);
+    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16, &stored);
     result.fisher_seconds = std::chrono::duration<double>(Clock::now() - tf).count();
   }
   const std::string version_dir = (fs::path(ws.versions_dir()) / s.model_id).string();
