@@ -52,7 +52,8 @@ class CaptureScope {
 bool capturing();
 // Records `record` when a scope is alive and record.output requires grad (input is detached here).
 void capture(LayerCapture record);
-// A Linear's forward, recorded: layer(x).
+// A Linear's forward, recorded: layer(x), plus its LoRA adapter's branch when it carries one
+// (lora.h; the adapter's factors are recorded, a frozen layer is not).
 torch::Tensor captured_linear(torch::nn::Linear& layer, const torch::Tensor& x);
 // A LayerNorm's forward, recorded: layer(x).
 torch::Tensor captured_layer_norm(torch::nn::LayerNorm& layer, const torch::Tensor& x);

@@ -50,12 +50,15 @@ SafetensorsFile load_safetensors(const std::string& path);
 // CheckpointError "cannot read …" or "<path>: malformed JSON: …" (with line and column).
 nlohmann::json read_json_file(const std::string& path);
 
-// Detached views of a module's parameters by name (no copy).
-TensorMap parameter_tensors(torch::nn::Module& module);
+// Detached views of a module's parameters by name (no copy); only those that require grad when
+// `trainable_only` (a LoRA model's adapters).
+TensorMap parameter_tensors(torch::nn::Module& module, bool trainable_only = false);
 
-// Copies `tensors` into the module's parameters of the same names. Every parameter must be present
-// with its shape: CheckpointError "<what>: missing parameter P" / "… parameter P has shape …".
-void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what);
+// Copies `tensors` into the module's parameters of the same names (only those that require grad
+// when `trainable_only`). Every such parameter must be present with its shape: CheckpointError
+// "<what>: missing parameter P" / "… parameter P has shape …".
+void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what,
+                     bool trainable_only = false);
 
 // The weights of a (Hugging Face) model directory: model.safetensors, or the shards that
 // model.safetensors.index.json names. name → (tensor, the file it came from). CheckpointError

@@ -70,13 +70,17 @@ struct EwcState {
 };
 
 // EWC, Kirkpatrick et al. 2017: λ/2 Σ_i F_i (θ_i − θ*_i)², a 0-dim tensor differentiable in the
-// model's parameters. Parameters without a Fisher entry are not penalised.
+// model's parameters (an adapted weight counts as W + s·B·A). Parameters without a Fisher entry
+// are not penalised.
 torch::Tensor ewc_penalty(torch::nn::Module& model, const EwcState& state, double lambda);
 
 // The penalty on the training path: binds the model's parameters to their F and θ* once, then
 // each step adds the gradient λ·F·(θ − θ*) to the parameters' .grad() in place, without an
 // autograd graph (a few vectorised passes per parameter, no per-step lookups), and returns the
 // penalty's value as a 0-dim tensor on the device. Call after backward, before clipping.
+// A frozen weight W under a LoRA adapter (lora.h) with a Fisher entry is penalised as it moves,
+// θ = W + s·B·A: the gradient goes to the adapter's factors (λ s G Aᵀ to B, λ s Bᵀ G to A, with
+// G = F ⊙ (θ − θ*)), so a first LoRA round from a full version is anchored by that version's Fisher.
 class EwcPenalty {
  public:
   EwcPenalty(torch::nn::Module& model, const EwcState& state, double lambda);
@@ -86,7 +90,13 @@ class EwcPenalty {
   struct Term {
     torch::Tensor param, fisher, anchor;
   };
+  // A frozen weight W under a LoRA adapter (lora.h): θ = W + scale · B A.
+  struct AdaptedTerm {
+    torch::Tensor weight, fisher, anchor, a, b;
+    double scale;
+  };
   std::vector<Term> terms_;
+  std::vector<AdaptedTerm> adapted_;
   double lambda_;
 };
 
@@ -105,6 +115,8 @@ inline constexpr int kEwcFormat = 2;  // 2: anchors equal to the weights beside 
 void save_ewc(const std::string& path, const EwcState& state, bool bf16 = false,
               const TensorMap* stored_weights = nullptr);
 // Loads and checks every name and shape against `model` (CheckpointError naming the parameter).
+// The file covers every parameter outside LoRA adapters (a full version's) or every adapter
+// parameter (a LoRA version's); a tensor that matches no parameter is refused.
 // Tensors come back as fp32 on the model's device. Anchors left out are read from the
 // model.safetensors beside `path` (CheckpointError when it is missing or its hash changed).
 EwcState load_ewc(const std::string& path, torch::nn::Module& model);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 
 #include "retain/checkpoint.h"
 #include "retain/ewc.h"
+#include "retain/lora.h"
 #include "retain/replay_row.h"
 #include "retain/trainer.h"
 
@@ -99,6 +101,10 @@ class ModelFamily {
   virtual HfImport import_hf(const std::string& hf_dir, const std::string& out_dir) const;
   // Writes the model directory `model_dir` as a Hugging Face directory at `out_dir`, atomically.
   virtual void export_hf(const std::string& model_dir, const std::string& out_dir, bool overwrite) const;
+
+  // LoRA (lora.h): where adapters go by default and how module names map to Hugging Face's, for
+  // families whose linear projections run through captured_linear; nullopt (the default): none.
+  virtual std::optional<LoraLayout> lora_layout() const { return std::nullopt; }
 };
 
 // Every registered family, in registration order.
@@ -107,9 +113,11 @@ const std::vector<const ModelFamily*>& model_families();
 // supported types otherwise.
 const ModelFamily& family_for_type(const std::string& model_type, const std::string& where);
 // The family of a model directory, from its config.json's model_type (a config.json without one
-// is a `gpt` preset). CheckpointError when config.json is missing, unreadable or of no family.
+// is a `gpt` preset; a LoRA adapter directory is of its base's family). CheckpointError when
+// config.json is missing, unreadable or of no family.
 const ModelFamily& family_of(const std::string& model_dir);
-// family_of(dir).load(dir, init_seed).
+// The model of `dir` for evaluation, generation and export: family_of(dir).load(dir, init_seed),
+// or for a LoRA adapter directory its base with the adapter merged in (lora_model.h).
 std::unique_ptr<FamilyModel> load_family_model(const std::string& dir, uint64_t init_seed);
 
 }  // namespace retain

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "retain/eval.h"
+#include "retain/lora.h"
 #include "retain/trainer.h"
 
 namespace retain {
@@ -26,6 +27,7 @@ struct FinetuneJob {
   // The mlp family reads feature data: train / valid are feature JSONL, or IDX image files whose
   // labels are in these IDX files.
   std::string train_labels, valid_labels;
+  LoraConfig lora;  // "lora": train an adapter on the frozen model (rank 0: full fine-tuning)
   TrainConfig training;
 
   // Reads a job config object; `what` names its source in errors.

@@ -22,12 +22,13 @@
 #include "retain/family.h"
 #include "retain/gate.h"
 #include "retain/replay.h"
+#include "retain/lora.h"
 #include "retain/trainer.h"
 
 namespace retain {
 
-// A round's job config (configs/*.json, docs/config.md): sections "replay", "ewc", "training",
-// "eval", "gate", and "name". Unknown keys anywhere are errors.
+// A round's job config (configs/*.json, docs/config.md): sections "replay", "ewc", "lora",
+// "training", "eval", "gate", and "name". Unknown keys anywhere are errors.
 struct RoundConfig {
   std::string name;  // versions are <name>-v<N>; "" = the base's id without its -v<N> suffix
   struct Replay {
@@ -42,6 +43,7 @@ struct RoundConfig {
     FisherOptions fisher;  // estimator, num_samples, batch_size, path (seed = training.seed)
     bool bf16 = false;     // store ewc.safetensors in bf16
   } ewc;
+  LoraConfig lora;        // "lora": train an adapter on the frozen base (rank 0: full fine-tuning)
   TrainConfig training;  // ewc_lambda is set from ewc.lambda
   struct Eval {
     int64_t batch_size = 16;

@@ -44,12 +44,14 @@ struct VersionRecord {
   VersionStatus status = VersionStatus::kCandidate;
   std::string run_id;            // the run that produced it ("" for an import)
   std::string model_dir;         // relative to the workspace (add(): "versions/<model_id>" when "")
+  std::string adapter_base_model_id;  // a LoRA version: the full version its adapter applies to ("" otherwise)
   nlohmann::json settings = nlohmann::json::object();     // replay ratio, λ, γ, estimator, training
   nlohmann::json data_hashes = nlohmann::json::object();  // {file role or path → "sha256:…"}
   nlohmann::json gate = nlohmann::json();                 // {"passed", "failures": […]}; null when none ran
   std::vector<Score> scores;
 
   // {model_id, parent_model_id (null when none), version, created_at, status, run_id, model_dir,
+  //  adapter_base_model_id (null unless a LoRA version),
   //  settings, data_hashes, gate, eval_scores: {test_set: {metric: value}},
   //  scores: [{test_set, metric, value, data_hash}]}
   nlohmann::json to_json() const;
@@ -131,6 +133,8 @@ struct ImportOptions {
   std::string source_dir;                 // config.json + model.safetensors (+ tokenizer, ewc, card)
   bool from_hf = false;                   // source_dir is a Hugging Face GPT-2 directory (hf.h),
                                           // converted instead of copied
+  std::string adapter_base;               // source_dir is a PEFT LoRA adapter over this registered full
+                                          // version (`--peft DIR --base ID`); "" otherwise
   std::string model_id;                   // becomes versions/<model_id>
   std::vector<std::string> replay_files;  // chat JSONL added to the replay buffer, source model_id
   std::optional<bool> promote;            // unset: production when there is none; else as given

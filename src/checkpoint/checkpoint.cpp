@@ -337,15 +337,18 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-TensorMap parameter_tensors(torch::nn::Module& module) {
+TensorMap parameter_tensors(torch::nn::Module& module, bool trainable_only) {
   TensorMap out;
-  for (const auto& p : module.named_parameters()) out[p.key()] = p.value().detach();
+  for (const auto& p : module.named_parameters())
+    if (!trainable_only || p.value().requires_grad()) out[p.key()] = p.value().detach();
   return out;
 }
 
-void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what) {
+void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const std::string& what,
+                     bool trainable_only) {
   torch::NoGradGuard no_grad;
   for (auto& p : module.named_parameters()) {
+    if (trainable_only && !p.value().requires_grad()) continue;
     auto it = tensors.find(p.key());
     if (it == tensors.end()) throw CheckpointError(what + ": missing parameter " + p.key());
     if (it->second.sizes() != p.value().sizes())

@@ -54,6 +54,7 @@ void Commands::add_finetune(CLI::App& app) {
   for (const auto& key : TrainConfig::keys())
     f->add_option("--" + dashed(key), job_flags_[key], "training: " + key)
         ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
+  lora_flags_.add_to(*f);
 }
 
 void Commands::add_eval(CLI::App& app) {
@@ -136,6 +137,8 @@ int Commands::finetune() {
   if (!resume_.empty()) {
     for (const auto& [key, value] : job_flags_)
       if (!value.empty()) throw ConfigError("--resume takes its settings from the run's job.json; drop --" + dashed(key));
+    if (lora_flags_.any())
+      throw ConfigError("--resume takes its settings from the run's job.json; drop " + lora_flags_.first_given());
     result = resume_finetune(resume_, hooks);
   } else {
     nlohmann::json j = config_path_.empty() ? nlohmann::json::object() : load_json_file(config_path_);
@@ -146,6 +149,7 @@ int Commands::finetune() {
       j[key] = defaults.contains(key) ? flag_value(key, value, defaults.at(key)) : nlohmann::json(value);
     }
     if (overwrite_) j["overwrite"] = true;
+    lora_flags_.apply(j);
     result = run_finetune(FinetuneJob::from_json(j, config_path_.empty() ? "flags" : config_path_), hooks);
   }
   std::cout << "wrote " << result.out << " (" << result.summary.steps << " steps, run " << result.run_dir << ")";
@@ -157,7 +161,7 @@ int Commands::finetune() {
 int Commands::eval() {
   const ModelFamily& family = family_of(model_);
   const auto examples = family.read_examples(model_, test_, labels_);
-  auto model = family.load(model_, seed_);
+  auto model = load_family_model(model_, seed_);  // a LoRA adapter: merged into its base
   model->module().to(parse_device(device_));
   EvalSettings settings;
   settings.batch_size = batch_size_;

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "flags.h"
 #include <nlohmann/json.hpp>
 
 namespace retain::cli {
@@ -37,6 +39,7 @@ class Commands {
   // finetune
   std::string config_path_, resume_;
   std::map<std::string, std::string> job_flags_;  // key (underscores) → flag value as typed
+  LoraFlags lora_flags_;
   bool overwrite_ = false;
   int nproc_ = 1;
   // eval / generate / data

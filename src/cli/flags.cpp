@@ -88,4 +88,46 @@ std::vector<std::string> worker_argv() {
   return out;
 }
 
+namespace {
+
+const std::vector<std::pair<std::string, std::string>> kLoraFlags = {
+    {"rank", "LoRA: train a rank-R adapter on the frozen model (no flag and no lora section: full fine-tuning)"},
+    {"alpha", "LoRA: the adapter's update is scaled by alpha / rank (default 16)"},
+    {"dropout", "LoRA: dropout on the adapter's input while training (default 0)"},
+    {"targets", "LoRA: comma-separated module names to adapt (default: every attention and MLP projection)"}};
+
+}  // namespace
+
+void LoraFlags::add_to(CLI::App& app) {
+  for (const auto& [key, help] : kLoraFlags) app.add_option("--lora-" + key, values["lora." + key], help);
+}
+
+bool LoraFlags::any() const { return !first_given().empty(); }
+
+std::string LoraFlags::first_given() const {
+  for (const auto& [key, value] : values)
+    if (!value.empty()) return "--lora-" + key.substr(5);
+  return "";
+}
+
+void LoraFlags::apply(nlohmann::json& j) const {
+  for (const auto& [key, value] : values) {
+    if (value.empty()) continue;
+    const std::string name = key.substr(5);
+    if (!j.contains("lora") || !j["lora"].is_object()) j["lora"] = nlohmann::json::object();
+    if (name == "targets") {
+      nlohmann::json list = nlohmann::json::array();
+      size_t start = 0;
+      while (start <= value.size()) {
+        const size_t comma = std::min(value.find(',', start), value.size());
+        list.push_back(value.substr(start, comma - start));
+        start = comma + 1;
+      }
+      j["lora"]["target_modules"] = list;
+    } else {
+      j["lora"][name] = flag_value("lora-" + name, value, name == "rank" ? nlohmann::json(1) : nlohmann::json(0.0));
+    }
+  }
+}
+
 }  // namespace retain::cli

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 namespace retain::cli {
@@ -19,6 +21,19 @@ std::string dashed(std::string key);
 // A flag value typed on the command line, converted to the JSON type of the key's default `def`.
 // ConfigError naming the flag when it does not parse.
 nlohmann::json flag_value(const std::string& key, const std::string& text, const nlohmann::json& def);
+
+// The LoRA flags of finetune and train (--lora-rank, --lora-alpha, --lora-dropout,
+// --lora-targets), each stored in flags["lora.<key>"].
+struct LoraFlags {
+  std::map<std::string, std::string> values;
+  void add_to(CLI::App& app);
+  // Sets j["lora"][key] for every flag given (rank an integer, alpha and dropout numbers, targets a
+  // comma-separated list), over what the config file holds. ConfigError naming the flag.
+  void apply(nlohmann::json& j) const;
+  bool any() const;
+  // The first flag given ("" when none), for errors.
+  std::string first_given() const;
+};
 
 // A one-line progress bar on stderr (for a TTY).
 void draw_progress(int64_t step, int64_t total);

@@ -2,6 +2,7 @@
 #include "model_commands.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,8 @@
 #include "retain/errors.h"
 #include "retain/chat_family.h"
 #include "retain/family.h"
+#include "retain/fileio.h"
+#include "retain/lora.h"
 #include "retain/registry.h"
 #include "retain/trainer.h"
 #include "retain/workspace.h"
@@ -21,7 +24,11 @@ ModelCommands::ModelCommands(CLI::App& app) {
   auto* id = export_->add_option("id", model_id_, "the version's id in the workspace's registry");
   auto* model = export_->add_option("--model", model_dir_, "a retain model directory instead of a version");
   id->excludes(model);
-  export_->add_option("--hf", hf_dir_, "the Hugging Face directory to write")->required();
+  auto* hf = export_->add_option("--hf", hf_dir_, "the Hugging Face directory to write (a LoRA version: merged)");
+  auto* peft = export_->add_option("--peft", peft_dir_, "a LoRA version's adapter, as PEFT writes it");
+  hf->excludes(peft);
+  export_->add_option("--base-name", base_name_,
+                      "--peft: adapter_config.json's base_model_name_or_path (default: the base version's id)");
   export_->add_flag("--overwrite", overwrite_, "replace --hf DIR when it exists");
   export_->add_option("--workspace", workspace_, kWorkspaceHelp);
 
@@ -47,10 +54,39 @@ int ModelCommands::export_model() {
     Workspace ws = Workspace::open(Workspace::resolve(workspace_));
     dir = ws.dir() + "/" + Registry(ws.db()).get(model_id_).model_dir;
   }
+  if (hf_dir_.empty() == peft_dir_.empty()) throw ConfigError("export: give --hf DIR or --peft DIR");
+  const std::string name = model_id_.empty() ? dir : model_id_;
+  if (!peft_dir_.empty()) {
+    if (!is_adapter_dir(dir))
+      throw ConfigError("export --peft: " + name + " is a full model, not a LoRA version; use --hf");
+    std::string base_name = base_name_;
+    if (base_name.empty()) {
+      const nlohmann::json base = read_json_file(dir + "/" + kAdapterBaseFile);
+      base_name = base.value("base_model_id", std::filesystem::path(adapter_base_dir(dir)).filename().string());
+    }
+    export_peft(dir, peft_dir_, base_name, overwrite_);
+    std::printf("exported %s to %s (PEFT LoRA adapter over %s: adapter_config.json, adapter_model.safetensors)\n",
+                name.c_str(), peft_dir_.c_str(), base_name.c_str());
+    return kExitOk;
+  }
   const ModelFamily& family = family_of(dir);
-  family.export_hf(dir, hf_dir_, overwrite_);
-  std::printf("exported %s to %s (Hugging Face %s: config.json, model.safetensors, tokenizer files)\n",
-              model_id_.empty() ? dir.c_str() : model_id_.c_str(), hf_dir_.c_str(), family.name().c_str());
+  if (is_adapter_dir(dir)) {
+    // The adapter merged into its base, written as a full model directory, then converted.
+    const std::string merged = make_temp_dir_beside(hf_dir_);
+    try {
+      const std::string model_dir = merged + "/model";
+      load_family_model(dir, 0)->save(model_dir, false, nlohmann::json());
+      family.export_hf(model_dir, hf_dir_, overwrite_);
+    } catch (...) {
+      std::filesystem::remove_all(merged);
+      throw;
+    }
+    std::filesystem::remove_all(merged);
+  } else {
+    family.export_hf(dir, hf_dir_, overwrite_);
+  }
+  std::printf("exported %s to %s (Hugging Face %s%s: config.json, model.safetensors, tokenizer files)\n",
+              name.c_str(), hf_dir_.c_str(), family.name().c_str(), is_adapter_dir(dir) ? ", LoRA merged" : "");
   return kExitOk;
 }
 

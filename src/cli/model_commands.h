@@ -21,7 +21,7 @@ class ModelCommands {
 
   CLI::App* export_ = nullptr;
   CLI::App* logits_ = nullptr;
-  std::string model_id_, model_dir_, hf_dir_, workspace_, out_, device_ = "cpu";
+  std::string model_id_, model_dir_, hf_dir_, peft_dir_, base_name_, workspace_, out_, device_ = "cpu";
   bool overwrite_ = false;
 };
 

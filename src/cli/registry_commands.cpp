@@ -122,6 +122,12 @@ RegistryCommands::RegistryCommands(CLI::App& app) {
                                       "a Hugging Face GPT-2 directory (config.json, model.safetensors, "
                                       "tokenizer files), converted to retain's layout");
   dir->excludes(from_hf);
+  auto* peft = import_->add_option("--peft", peft_dir_,
+                                   "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) "
+                                   "over the registered full version --base");
+  peft->excludes(dir);
+  peft->excludes(from_hf);
+  import_->add_option("--base", base_id_, "--peft: the registered full version the adapter applies to");
   import_->add_option("--name", model_id_, "the version's id: 1–128 of A–Z a–z 0–9 . _ -")->required();
   import_->add_option("--replay-data", replay_files_,
                       "chat JSONL files added to the replay buffer with the version as source");
@@ -171,12 +177,16 @@ bool RegistryCommands::run(int& exit_code) {
 }
 
 int RegistryCommands::import_model() {
-  if (source_dir_.empty() == hf_dir_.empty())
-    throw ConfigError("import: give a model directory, or --from-hf DIR for a Hugging Face GPT-2 directory");
+  if (int(!source_dir_.empty()) + int(!hf_dir_.empty()) + int(!peft_dir_.empty()) != 1)
+    throw ConfigError("import: give a model directory, --from-hf DIR for a Hugging Face directory, or --peft DIR "
+                      "--base ID for a LoRA adapter");
+  if (peft_dir_.empty() != base_id_.empty())
+    throw ConfigError(peft_dir_.empty() ? "import: --base is for --peft DIR" : "import --peft needs --base ID");
   Workspace ws = Workspace::open(Workspace::resolve(workspace_));
   ImportOptions options;
   options.from_hf = !hf_dir_.empty();
-  options.source_dir = options.from_hf ? hf_dir_ : source_dir_;
+  options.source_dir = options.from_hf ? hf_dir_ : !peft_dir_.empty() ? peft_dir_ : source_dir_;
+  options.adapter_base = base_id_;
   options.model_id = model_id_;
   options.replay_files = replay_files_;
   if (promote_flag_) options.promote = true;

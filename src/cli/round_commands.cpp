@@ -83,6 +83,7 @@ RoundCommands::RoundCommands(CLI::App& app) {
     t->add_option("--" + dashed(key), section_flags_["training." + key], "training: " + key)
         ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
   }
+  lora_flags_.add_to(*t);
 
   sweep_ = app.add_subcommand("sweep", "rounds for a grid of EWC λ and replay ratios in a scratch copy of the workspace");
   sweep_->add_option("--config", config_path_, "round config (JSON)")->required();
@@ -130,6 +131,8 @@ int RoundCommands::train() {
       throw ConfigError("--resume takes the config, data and base from the run's round.json; drop the other flags");
     for (const auto& [key, value] : section_flags_)
       if (!value.empty()) throw ConfigError("--resume takes its settings from round.json; drop " + flag_name(key));
+    if (lora_flags_.any())
+      throw ConfigError("--resume takes its settings from round.json; drop " + lora_flags_.first_given());
     attempts.push_back(resume_round(resume_, options));
   } else {
     if (config_path_.empty() || data_.empty()) throw ConfigError("retain train needs --config FILE and --data FILE");
@@ -146,6 +149,7 @@ int RoundCommands::train() {
       j[section][name] = key == "replay.ratio" && value == "auto" ? nlohmann::json("auto") : flag_value(name, value, def);
     }
     if (!name_.empty()) j["name"] = name_;
+    lora_flags_.apply(j);
     apply_overrides(j, overrides_);
     const RoundConfig config = RoundConfig::from_json(j, config_path_);
     options.data = data_;

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "flags.h"
+
 namespace retain::cli {
 
 class RoundCommands {
@@ -27,6 +29,7 @@ class RoundCommands {
 
   std::string workspace_, config_path_, data_, base_, resume_, name_, version_, device_;
   std::map<std::string, std::string> section_flags_;  // "section.key" → value as typed
+  LoraFlags lora_flags_;
   std::vector<std::string> overrides_;               // --set section.key=value
   double wait_lock_s_ = 0;
   int nproc_ = 1;

@@ -1,6 +1,8 @@
 // Activation capture for the batched per-example Fisher (see capture.h).
 #include "retain/capture.h"
 
+#include "retain/lora.h"
+
 namespace retain {
 namespace {
 
@@ -21,7 +23,9 @@ void capture(LayerCapture record) {
 
 torch::Tensor captured_linear(torch::nn::Linear& layer, const torch::Tensor& x) {
   auto y = layer(x);
-  if (capturing()) capture({LayerCapture::Kind::kLinear, layer.get(), x, y, 0, "", ""});
+  // A frozen layer (under a LoRA adapter) has no Fisher of its own: nothing to record.
+  if (capturing() && layer->weight.requires_grad()) capture({LayerCapture::Kind::kLinear, layer.get(), x, y, 0, "", ""});
+  if (const auto adapted = lora_branch(*layer, x); adapted.defined()) y = y + adapted;
   return y;
 }
 

@@ -7,18 +7,24 @@
 
 #include "retain/errors.h"
 #include "retain/hash.h"
+#include "retain/lora.h"
 
 namespace retain {
 
 torch::Tensor ewc_penalty(torch::nn::Module& model, const EwcState& state, double lambda) {
   torch::Tensor total;
+  auto add = [&](const torch::Tensor& fisher, const torch::Tensor& diff) {
+    auto term = (fisher * diff * diff).sum();
+    total = total.defined() ? total + term : term;
+  };
+  std::map<std::string, torch::Tensor> moved;  // adapted weights: W + s·B·A
+  for (const LoraSite& site : lora_sites(model))
+    moved[site.name + ".weight"] = site.layer->weight + torch::matmul(site.b->weight, site.a->weight) * site.b->scale;
   for (const auto& p : model.named_parameters()) {
     auto f = state.fisher.find(p.key());
     if (f == state.fisher.end()) continue;
-    const auto& anchor = state.anchor.at(p.key());
-    auto diff = p.value() - anchor;
-    auto term = (f->second * diff * diff).sum();
-    total = total.defined() ? total + term : term;
+    const auto m = moved.find(p.key());
+    add(f->second, (m != moved.end() ? m->second : p.value()) - state.anchor.at(p.key()));
   }
   if (!total.defined()) return torch::zeros({});
   // EWC, Kirkpatrick et al. 2017: λ/2 Σ_i F_i (θ_i − θ*_i)²
@@ -32,19 +38,47 @@ EwcPenalty::EwcPenalty(torch::nn::Module& model, const EwcState& state, double l
     terms_.push_back({p.value(), f->second.to(p.value().device(), p.value().scalar_type()),
                       state.anchor.at(p.key()).to(p.value().device(), p.value().scalar_type())});
   }
+  // A frozen weight under a LoRA adapter moves by scale · B A: penalised through its factors.
+  for (const LoraSite& site : lora_sites(model)) {
+    const auto f = state.fisher.find(site.name + ".weight");
+    if (f == state.fisher.end() || site.layer->weight.requires_grad()) continue;
+    const auto& w = site.layer->weight;
+    adapted_.push_back({w, f->second.to(w.device(), w.scalar_type()),
+                        state.anchor.at(site.name + ".weight").to(w.device(), w.scalar_type()), site.a->weight,
+                        site.b->weight, site.b->scale});
+  }
 }
+
+namespace {
+
+void add_to_grad(torch::Tensor& param, const torch::Tensor& g, double alpha) {
+  auto& grad = param.mutable_grad();
+  if (grad.defined()) grad.add_(g, alpha);
+  else grad = g * alpha;
+}
+
+}  // namespace
 
 torch::Tensor EwcPenalty::add_gradient() const {
   torch::NoGradGuard no_grad;
   torch::Tensor total;
-  for (const auto& t : terms_) {
-    auto diff = t.param - t.anchor;
-    auto weighted = t.fisher * diff;  // F (θ − θ*)
-    auto& grad = t.param.mutable_grad();
-    if (grad.defined()) grad.add_(weighted, lambda_);
-    else grad = weighted * lambda_;
+  auto add_term = [&](const torch::Tensor& weighted, const torch::Tensor& diff) {
     auto term = torch::dot(weighted.view(-1), diff.view(-1));
     total = total.defined() ? total.add_(term) : term;
+  };
+  for (auto t : terms_) {
+    auto diff = t.param - t.anchor;
+    auto weighted = t.fisher * diff;  // F (θ − θ*)
+    add_to_grad(t.param, weighted, lambda_);
+    add_term(weighted, diff);
+  }
+  for (auto t : adapted_) {
+    // θ = W + s·B·A: D = θ − θ*, and with G = F ⊙ D, ∂/∂B = λ s G Aᵀ and ∂/∂A = λ s Bᵀ G.
+    auto diff = (t.weight - t.anchor).add_(torch::matmul(t.b, t.a), t.scale);
+    auto weighted = t.fisher * diff;
+    add_to_grad(t.b, torch::matmul(weighted, t.a.t()), lambda_ * t.scale);
+    add_to_grad(t.a, torch::matmul(t.b.t(), weighted), lambda_ * t.scale);
+    add_term(weighted, diff);
   }
   if (!total.defined()) return torch::zeros({});
   return total * (0.5 * lambda_);  // λ/2 Σ F (θ − θ*)²
@@ -145,20 +179,25 @@ EwcState load_ewc(const std::string& path, torch::nn::Module& model) {
                             ", which are missing or changed since the Fisher was stored");
     weights = load_safetensors(weights_path).tensors;
   }
+  // The file covers one group of the model's parameters: every parameter outside LoRA adapters
+  // (a full version's Fisher) or every adapter parameter (a LoRA version's).
+  std::vector<std::pair<std::string, torch::Tensor>> base, adapter;
+  for (const auto& p : model.named_parameters())
+    (is_lora_parameter(p.key()) ? adapter : base).emplace_back(p.key(), p.value());
+  const bool adapter_file = !adapter.empty() && file.tensors.count("fisher." + adapter.front().first);
   size_t matched = 0;
-  for (const auto& p : model.named_parameters()) {
+  for (const auto& [name, param] : adapter_file ? adapter : base) {
     for (const char* kind : {"fisher.", "anchor."}) {
-      auto it = file.tensors.find(kind + p.key());
-      if (it == file.tensors.end() && kind[0] == 'a' && weights.count(p.key())) {
-        state.anchor[p.key()] = weights.at(p.key()).to(p.value().device(), torch::kFloat);
+      auto it = file.tensors.find(kind + name);
+      if (it == file.tensors.end() && kind[0] == 'a' && weights.count(name)) {
+        state.anchor[name] = weights.at(name).to(param.device(), torch::kFloat);
         continue;
       }
-      if (it == file.tensors.end()) throw CheckpointError(path + ": missing " + kind + p.key());
-      if (it->second.sizes() != p.value().sizes())
-        throw CheckpointError(path + ": " + kind + p.key() + " has shape " + c10::str(it->second.sizes()) +
-                              ", the model's parameter has " + c10::str(p.value().sizes()));
-      auto t = it->second.to(p.value().device(), torch::kFloat);
-      (kind[0] == 'f' ? state.fisher : state.anchor)[p.key()] = t;
+      if (it == file.tensors.end()) throw CheckpointError(path + ": missing " + kind + name);
+      if (it->second.sizes() != param.sizes())
+        throw CheckpointError(path + ": " + kind + name + " has shape " + c10::str(it->second.sizes()) +
+                              ", the model's parameter has " + c10::str(param.sizes()));
+      (kind[0] == 'f' ? state.fisher : state.anchor)[name] = it->second.to(param.device(), torch::kFloat);
       ++matched;
     }
   }

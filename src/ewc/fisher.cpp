@@ -102,6 +102,8 @@ void accumulate_captured(const ModuleNames& names, std::vector<LayerCapture>& re
   for (size_t i = 0; i < records.size(); ++i) {
     const LayerCapture& r = records[i];
     if (!grads[i].defined()) continue;
+    // A frozen layer (LoRA trains only the adapters) has no Fisher entry: skip its work.
+    if (r.module != nullptr && !fisher.count(names.at(r.module) + ".weight")) continue;
     const auto g = per_position(grads[i]);
     if (r.kind == LayerCapture::Kind::kLinear) {
       const auto& prefix = names.at(r.module);
@@ -125,7 +127,7 @@ void accumulate_captured(const ModuleNames& names, std::vector<LayerCapture>& re
         const int64_t T = g.size(1);
         fisher.at(r.positions).narrow(0, 0, T).add_(g.pow(2).sum(0), scale);
       }
-    } else {  // kTiedOutput: logits = h Eᵀ, so dL/dE gets gᵀ h per example, plus the embedding rows
+    } else if (fisher.count(r.embedding)) {  // kTiedOutput: logits = h Eᵀ, so dL/dE gets gᵀ h per example, plus the embedding rows
       const auto h = per_position(r.input);
       auto e = torch::bmm(g.transpose(1, 2), h);  // (N, V, C)
       const auto it = embedded.find(r.embedding);

@@ -13,6 +13,7 @@
 #include "retain/family.h"
 #include "retain/fileio.h"
 #include "retain/log.h"
+#include "retain/lora_model.h"
 
 namespace retain {
 namespace fs = std::filesystem;
@@ -30,10 +31,17 @@ struct FamilyJob {
 
   explicit FamilyJob(const FinetuneJob& job) {
     const ModelFamily& family = family_of(job.model);
+    if (job.lora.enabled()) lora_layout_of(family, "lora");
     train = family.read_examples(job.model, job.train, job.train_labels);
     if (train->size() == 0) throw DataError(job.train + ": no examples");
     valid = job.valid.empty() ? family.no_examples() : family.read_examples(job.model, job.valid, job.valid_labels);
-    model = family.load(job.model, job.training.seed);
+    TrainableModel loaded = load_trainable_model(job.model, job.training.seed, job.lora, "lora");
+    model = std::move(loaded.model);
+    if (auto* lora = dynamic_cast<LoraModel*>(model.get())) {
+      // The adapter written to `out` finds its base by a path relative to itself.
+      const auto base = fs::absolute(loaded.adapter_base).lexically_normal();
+      lora->set_base(fs::relative(base, fs::absolute(job.out).lexically_normal()).string(), base.filename().string());
+    }
     task = model->task(*train, *valid, job.training.max_seq_len);
   }
   // "model DIR (gpt, N parameters, weights | fresh init) | n train / m valid examples"
@@ -114,6 +122,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
 const std::vector<std::string>& FinetuneJob::keys() {
   static const std::vector<std::string> k = [] {
     std::vector<std::string> out = kPathKeys;
+    out.push_back("lora");
     out.insert(out.end(), TrainConfig::keys().begin(), TrainConfig::keys().end());
     return out;
   }();
@@ -126,7 +135,9 @@ FinetuneJob FinetuneJob::from_json(const nlohmann::json& j, const std::string& w
   FinetuneJob job;
   nlohmann::json training = nlohmann::json::object();
   for (const auto& [key, value] : j.items()) {
-    if (key == "overwrite") {
+    if (key == "lora") {
+      job.lora = LoraConfig::from_json(value, what);
+    } else if (key == "overwrite") {
       if (!value.is_boolean()) throw ConfigError(what + ": \"overwrite\" must be true or false");
       job.overwrite = value.get<bool>();
     } else if (std::find(kPathKeys.begin(), kPathKeys.end(), key) != kPathKeys.end()) {
@@ -161,6 +172,7 @@ nlohmann::json FinetuneJob::to_json() const {
   j["ewc_state"] = ewc_state;
   j["train_labels"] = train_labels;
   j["valid_labels"] = valid_labels;
+  if (lora.enabled()) j["lora"] = lora.to_json();
   return j;
 }
 

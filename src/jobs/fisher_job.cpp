@@ -9,6 +9,7 @@
 #include "retain/fileio.h"
 #include "retain/hash.h"
 #include "retain/log.h"
+#include "retain/lora_model.h"
 #include "retain/family.h"
 #include "retain/fisher_job.h"
 
@@ -28,7 +29,10 @@ FisherSubject load_subject(const FisherJob& job) {
   FisherSubject s;
   s.data = family.read_examples(job.model_dir, job.data, job.labels);
   if (s.data->size() == 0) throw DataError(job.data + ": no examples");
-  s.model = family.load(job.model_dir, 0);
+  // A LoRA adapter directory: the Fisher of its adapter parameters (what its rounds anchor).
+  LoraConfig lora;
+  if (is_adapter_dir(job.model_dir)) lora = read_adapter_files(job.model_dir, lora_layout_of(family, job.model_dir)).config;
+  s.model = load_trainable_model(job.model_dir, 0, lora, job.model_dir).model;
   return s;
 }
 
@@ -58,7 +62,8 @@ FisherJobResult run_fisher_job(const FisherJob& job) {
   const auto t0 = std::chrono::steady_clock::now();
   auto fisher = subject.model->fisher(*subject.data, options);
   FisherJobResult result;
-  result.state = consolidate(previous ? &*previous : nullptr, fisher, parameter_tensors(subject.model->module()), job.gamma);
+  result.state = consolidate(previous ? &*previous : nullptr, fisher,
+                             parameter_tensors(subject.model->module(), /*trainable_only=*/true), job.gamma);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.state.estimator = estimator_name(job.options.estimator);
   result.state.num_samples = std::min<int64_t>(job.options.num_samples > 0 ? job.options.num_samples : subject.data->size(),

@@ -5,6 +5,7 @@
 
 #include "retain/errors.h"
 #include "retain/fileio.h"
+#include "retain/lora_model.h"
 #include "families.h"
 
 namespace retain {
@@ -36,6 +37,7 @@ const ModelFamily& family_for_type(const std::string& model_type, const std::str
 }
 
 const ModelFamily& family_of(const std::string& model_dir) {
+  if (is_adapter_dir(model_dir)) return family_of(adapter_base_dir(model_dir));
   const std::string path = (fs::path(model_dir) / "config.json").string();
   if (!fs::is_regular_file(path))
     throw CheckpointError(model_dir + ": not a model directory (no config.json)");
@@ -52,6 +54,7 @@ const ModelFamily& family_of(const std::string& model_dir) {
 }
 
 std::unique_ptr<FamilyModel> load_family_model(const std::string& dir, uint64_t init_seed) {
+  if (is_adapter_dir(dir)) return load_trainable_model(dir, init_seed, LoraConfig{}, dir).model;
   return family_of(dir).load(dir, init_seed);
 }
 

@@ -17,7 +17,7 @@ namespace {
 // Column list matching read_version().
 constexpr const char* kVersionColumns =
     "version, model_id, coalesce(parent_model_id, ''), created_at, status, run_id, model_dir, "
-    "settings, data_hashes, gate";
+    "settings, data_hashes, gate, coalesce(adapter_base_model_id, '')";
 
 nlohmann::json stored_json(const std::string& text, const std::string& what) {
   try {
@@ -39,6 +39,7 @@ VersionRecord read_version(const Statement& s) {
   r.settings = stored_json(s.column_text(7), "settings of " + r.model_id);
   r.data_hashes = stored_json(s.column_text(8), "data hashes of " + r.model_id);
   if (!s.column_is_null(9)) r.gate = stored_json(s.column_text(9), "gate result of " + r.model_id);
+  r.adapter_base_model_id = s.column_text(10);
   return r;
 }
 
@@ -138,6 +139,7 @@ nlohmann::json VersionRecord::to_json() const {
   j["status"] = status_name(status);
   j["run_id"] = run_id;
   j["model_dir"] = model_dir;
+  j["adapter_base_model_id"] = null_if_empty(adapter_base_model_id);
   j["settings"] = settings;
   j["data_hashes"] = data_hashes;
   j["gate"] = gate;
@@ -172,6 +174,14 @@ void Registry::add(const VersionRecord& record) {
     throw RegistryError("cannot register " + id + ": its parent " + record.parent_model_id +
                         " is not in the registry");
   }
+  if (!record.adapter_base_model_id.empty()) {
+    const auto base = find(record.adapter_base_model_id);
+    if (!base) throw RegistryError("cannot register " + id + ": its adapter's base " + record.adapter_base_model_id +
+                                   " is not in the registry");
+    if (!base->adapter_base_model_id.empty())
+      throw RegistryError("cannot register " + id + ": its adapter's base " + record.adapter_base_model_id +
+                          " is itself a LoRA version");
+  }
   const int64_t next = db_.query_int("SELECT next_version FROM registry_state WHERE id = 0");
   if (record.version < 1 || record.version >= next) {
     throw RegistryError("cannot register " + id + ": version number " +
@@ -189,7 +199,7 @@ void Registry::add(const VersionRecord& record) {
   const bool production = record.status == VersionStatus::kProduction;
   auto insert = db_.prepare(
       "INSERT INTO versions (version, model_id, parent_model_id, created_at, status, run_id, "
-      "model_dir, settings, data_hashes, gate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "model_dir, settings, data_hashes, gate, adapter_base_model_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, record.version).bind(2, id);
   if (record.parent_model_id.empty()) insert.bind_null(3);
   else insert.bind(3, record.parent_model_id);
@@ -203,6 +213,8 @@ void Registry::add(const VersionRecord& record) {
       .bind(9, record.data_hashes.dump());
   if (record.gate.is_null()) insert.bind_null(10);
   else insert.bind(10, record.gate.dump());
+  if (record.adapter_base_model_id.empty()) insert.bind_null(11);
+  else insert.bind(11, record.adapter_base_model_id);
   insert.run();
   if (!record.scores.empty()) set_scores(id, record.scores);
   if (production) {

@@ -120,6 +120,11 @@ CREATE TABLE runs (
 CREATE INDEX runs_status ON runs (status);
 
 )sql",
+      // 2 -> 3: LoRA versions record the full version their adapter applies to.
+      R"sql(
+ALTER TABLE versions ADD COLUMN adapter_base_model_id TEXT REFERENCES versions (model_id);
+CREATE INDEX versions_adapter_base ON versions (adapter_base_model_id);
+)sql",
   };
   return kMigrations;
 }

@@ -18,6 +18,7 @@
 #include "retain/fileio.h"
 #include "retain/hash.h"
 #include "retain/log.h"
+#include "retain/lora_model.h"
 #include "retain/registry.h"
 #include "retain/workspace.h"
 #include "pipeline_internal.h"
@@ -191,7 +192,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   const torch::Device device = DistEnv::from_env().device_for_rank(c.training.resolved_device());
 
   // The base of either family, with the round's mix: the new data, then the replayed examples.
-  const std::unique_ptr<detail::RoundModel> model = detail::load_round_model(base_dir, c.training.seed);
+  const std::unique_ptr<detail::RoundModel> model = detail::load_round_model(base_dir, c.training.seed, c.lora);
   const auto replayed = model->family->read_examples(base_dir, (fs::path(run_dir) / kReplayFile).string());
   model->set_mix(fresh, *replayed, c.training.max_seq_len);
   model->module().to(device);
@@ -261,6 +262,11 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   const nlohmann::json card = {{"created_by", "retain train"}, {"model_id", s.model_id},
                                {"parent_model_id", s.base_model_id}, {"run_id", s.run_id},
                                {"settings", s.config_json}};
+  // A LoRA version holds its adapter alone, over the full version the lineage's adapters apply to.
+  const bool adapter_version = c.lora.enabled() && !c.lora.merge;
+  const std::string adapter_base_id = base.adapter_base_model_id.empty() ? base.model_id : base.adapter_base_model_id;
+  if (auto* lora = dynamic_cast<LoraModel*>(model->model.get()))
+    lora->set_base((fs::path("..") / adapter_base_id).string(), adapter_base_id);
   model->model->save(staging, false, card);
   if (result.gate.passed) {
     fault_point("version_partial");
@@ -269,14 +275,22 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
     fo.collective = collective;  // each rank estimates on its share of the mix
     const TensorMap fisher = model->fisher(fo);
     // θ* is the version as stored (a bf16 version's rounded weights): save_ewc then need not
-    // store it a second time, and the next round starts exactly at its anchor.
-    TensorMap stored = load_safetensors((fs::path(staging) / kWeightsFile).string()).tensors;
-    for (auto& [name, t] : stored) t = t.to(torch::kFloat);
-    EwcState state = consolidate(base_ewc ? &*base_ewc : nullptr, fisher, stored, c.ewc.gamma);
+    // store it a second time, and the next round starts exactly at its anchor. An adapter
+    // version's θ* is its adapter (fp32, stored in the ewc file itself).
+    TensorMap stored = adapter_version ? lora_parameters(model->module())
+                                       : load_safetensors((fs::path(staging) / kWeightsFile).string()).tensors;
+    for (auto& [name, t] : stored) t = t.to(torch::kCPU, torch::kFloat);
+    // Online consolidation where the base's Fisher covers the same parameters; a LoRA lineage's
+    // first adapter (or a merge) starts a new one.
+    const bool same_parameters = base_ewc && base_ewc->fisher.size() == fisher.size() &&
+        std::all_of(fisher.begin(), fisher.end(), [&](const auto& f) { return base_ewc->fisher.count(f.first) > 0; });
+    if (base_ewc && !same_parameters)
+      log()->info("the base's Fisher covers other parameters than {}'s; its Fisher starts afresh", s.model_id);
+    EwcState state = consolidate(same_parameters ? &*base_ewc : nullptr, fisher, stored, c.ewc.gamma);
     state.estimator = estimator_name(fo.estimator);
     state.num_samples = std::min<int64_t>(fo.num_samples, strata.size());
     state.data_hash = s.data_hash;
-    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16, &stored);
+    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16, adapter_version ? nullptr : &stored);
     result.fisher_seconds = std::chrono::duration<double>(Clock::now() - tf).count();
   }
   const std::string version_dir = (fs::path(ws.versions_dir()) / s.model_id).string();
@@ -292,6 +306,7 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   record.created_at = std::time(nullptr);
   record.run_id = s.run_id;
   record.model_dir = (fs::path("versions") / s.model_id).string();
+  if (adapter_version) record.adapter_base_model_id = adapter_base_id;
   record.settings = s.config_json;
   record.data_hashes = {{"new_data", s.data_hash}, {"replay", "sha256:" + sha256_file_hex((fs::path(run_dir) / kReplayFile).string())}};
   for (const auto& t : sets) record.data_hashes["test_set:" + t.config->name] = t.hash;
@@ -348,6 +363,11 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
     throw ConfigError("ewc.lambda is " + std::to_string(config.ewc.lambda) + " but base " + base.model_id +
                       " has no " + kEwcFile + " (compute it with `retain fisher` before `retain import`, or set "
                       "ewc.lambda to 0)");
+  if (config.ewc.lambda > 0 && !base.adapter_base_model_id.empty() && !config.lora.enabled())
+    throw ConfigError("base " + base.model_id + " is a LoRA version whose Fisher covers its adapter only; a full "
+                      "round from it needs a full Fisher: add a \"lora\" section to continue the adapter, or set "
+                      "ewc.lambda to 0");
+  if (config.lora.enabled()) lora_layout_of(family, "the round's lora section");
   clean_workspace(ws, registry, buffer, "");
 
   RoundState s;

@@ -10,7 +10,7 @@ namespace retain {
 
 namespace {
 
-const std::vector<std::string> kSections = {"name", "replay", "ewc", "training", "eval", "gate"};
+const std::vector<std::string> kSections = {"name", "replay", "ewc", "lora", "training", "eval", "gate"};
 const std::vector<std::string> kReplayKeys = {"ratio", "strategy", "per_topic_cap"};
 const std::vector<std::string> kEwcKeys = {"lambda", "gamma", "estimator", "num_samples", "samples_per_example",
                                            "batch_size", "path", "bf16"};
@@ -95,6 +95,8 @@ RoundConfig RoundConfig::from_json(const nlohmann::json& j, const std::string& w
     c.ewc.bf16 = ewc.at("bf16").get<bool>();
   }
 
+  if (j.contains("lora")) c.lora = LoraConfig::from_json(j.at("lora"), what);
+
   const auto& training = section(j, "training", {}, what);
   if (training.contains("ewc_lambda"))
     throw ConfigError(what + ": training.ewc_lambda: a round sets λ in ewc.lambda");
@@ -114,7 +116,7 @@ RoundConfig RoundConfig::from_json(const nlohmann::json& j, const std::string& w
 nlohmann::json RoundConfig::to_json() const {
   nlohmann::json training_json = training.to_json();
   training_json.erase("ewc_lambda");
-  return {{"name", name},
+  nlohmann::json j = {{"name", name},
           {"replay", {{"ratio", replay.auto_ratio ? nlohmann::json("auto") : nlohmann::json(replay.ratio)},
                       {"strategy", strategy_name(replay.strategy)},
                       {"per_topic_cap", replay.per_topic_cap}}},
@@ -124,6 +126,8 @@ nlohmann::json RoundConfig::to_json() const {
           {"training", training_json},
           {"eval", {{"batch_size", eval.batch_size}, {"max_new_tokens", eval.max_new_tokens}}},
           {"gate", gate.to_json()}};
+  if (lora.enabled()) j["lora"] = lora.to_json();
+  return j;
 }
 
 void apply_overrides(nlohmann::json& config, const std::vector<std::string>& overrides) {

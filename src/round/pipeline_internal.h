@@ -45,6 +45,7 @@ struct RoundModel {
   std::unique_ptr<Examples> mix, no_valid;
   std::vector<int> strata;  // per mix example: 0 new, 1 replayed
   std::unique_ptr<TrainTask> task;
+  std::string adapter_base;  // LoRA: the frozen base directory under the adapter ("" for full rounds)
 
   torch::nn::Module& module() { return model->module(); }
   void set_mix(const Examples& fresh, const Examples& replayed, int64_t max_seq_len);
@@ -53,8 +54,10 @@ struct RoundModel {
   }
   TensorMap fisher(const FisherOptions& options) { return model->fisher(*mix, options); }
 };
-// The model directory `dir` of any family, on the CPU (a preset is initialised from `seed`).
-std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t seed);
+// The model directory `dir` of any family, on the CPU (a preset is initialised from `seed`), as
+// load_trainable_model gives it: with `lora`, adapters to train (fresh, or the directory's own); an
+// adapter directory without `lora` is merged into its base.
+std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t seed, const LoraConfig& lora = {});
 
 // A version's score on each set's metric: stored in the registry when measured on the same data,
 // otherwise measured now (with `model` when given, else loaded from the version's folder) and stored.

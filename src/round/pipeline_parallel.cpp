@@ -44,7 +44,7 @@ RoundResult follow_round(const DistEnv& env, const std::string& config_device) {
   const RoundConfig config = RoundConfig::from_json(state.at("config"), round_path);
 
   // The same model and mix as rank 0: the base, the new data, the replayed examples.
-  const std::unique_ptr<RoundModel> model = load_round_model(base_dir, config.training.seed);
+  const std::unique_ptr<RoundModel> model = load_round_model(base_dir, config.training.seed, config.lora);
   const auto fresh = model->family->read_examples(base_dir, state.at("data").get<std::string>());
   const auto replayed = model->family->read_examples(base_dir, (fs::path(run_dir) / kReplayFile).string());
   model->set_mix(*fresh, *replayed, config.training.max_seq_len);

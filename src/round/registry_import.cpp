@@ -12,6 +12,7 @@
 #include "retain/hash.h"
 #include "retain/family.h"
 #include "retain/log.h"
+#include "retain/lora_model.h"
 #include "retain/registry.h"
 #include "retain/replay.h"
 #include "retain/workspace.h"
@@ -47,14 +48,55 @@ void copy_model_dir(const fs::path& source, const std::string& final_dir) {
   });
 }
 
+// A PEFT adapter directory over the registered full version `base` (its folder `base_dir`):
+// adapter_config.json and adapter_model.safetensors that attach to the base's modules with their
+// shapes, and an ewc.safetensors, when there is one, that covers the adapter.
+void check_adapter_source(const std::string& dir, const VersionRecord& base, const std::string& base_dir) {
+  if (!fs::is_directory(dir)) throw CheckpointError(dir + ": not a folder; expected a PEFT adapter directory");
+  if (!fs::is_regular_file(fs::path(dir) / kAdapterConfigFile))
+    throw CheckpointError(dir + ": not a PEFT adapter directory (no " + kAdapterConfigFile + ")");
+  if (fs::exists(fs::path(dir) / kConfigFile))
+    throw CheckpointError(dir + ": holds a " + kConfigFile + " beside its adapter; import the adapter folder alone");
+  if (!base.adapter_base_model_id.empty())
+    throw RegistryError("--base " + base.model_id + " is itself a LoRA version; give the full version it applies to (" +
+                        base.adapter_base_model_id + ")");
+  const ModelFamily& family = family_of(base_dir);
+  const AdapterFiles files = read_adapter_files(dir, lora_layout_of(family, dir));
+  auto model = family.load(base_dir, 0);
+  attach_lora(model->module(), files.config, lora_layout_of(family, dir), 0,
+              (fs::path(dir) / kAdapterConfigFile).string());
+  load_adapter(model->module(), files, dir);
+  if (fs::exists(fs::path(dir) / kEwcFile)) load_ewc((fs::path(dir) / kEwcFile).string(), model->module());
+}
+
+// The adapter's files, and retain_adapter.json naming the base by its folder in versions/.
+void copy_adapter_dir(const fs::path& source, const std::string& final_dir, const VersionRecord& base) {
+  build_directory(final_dir, false, [&](const std::string& tmp) {
+    for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile, kEwcFile})
+      if (fs::is_regular_file(source / file)) fs::copy_file(source / file, fs::path(tmp) / file);
+    write_file_atomic((fs::path(tmp) / kAdapterBaseFile).string(),
+                      adapter_base_json((fs::path("..") / fs::path(base.model_dir).filename()).string(),
+                                        {{"base_model_id", base.model_id}}));
+  });
+}
+
 }  // namespace
 
 ImportResult import_version(Workspace& workspace, const ImportOptions& options) {
   const std::string& id = options.model_id;
   check_model_id(id);
-  if (!options.from_hf) check_source(options.source_dir);
-  else if (!fs::is_directory(options.source_dir)) throw CheckpointError(options.source_dir + ": not a folder");
-  const ModelFamily& family = family_of(options.source_dir);
+  const bool adapter = !options.adapter_base.empty();
+  std::optional<VersionRecord> base;
+  if (adapter) {
+    if (options.from_hf) throw ConfigError("import: --peft and --from-hf exclude each other");
+    base = Registry(workspace.db()).get(options.adapter_base);
+    check_adapter_source(options.source_dir, *base, workspace.dir() + "/" + base->model_dir);
+  } else if (!options.from_hf) {
+    check_source(options.source_dir);
+  } else if (!fs::is_directory(options.source_dir)) {
+    throw CheckpointError(options.source_dir + ": not a folder");
+  }
+  const ModelFamily& family = family_of(adapter ? workspace.dir() + "/" + base->model_dir : options.source_dir);
   // Replay data as the family reads it (chat JSONL; feature JSONL checked against an mlp's input
   // and classes), all read before anything is written.
   std::vector<ReplayRow> replay_rows;
@@ -76,6 +118,7 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
   fs::create_directories(workspace.versions_dir(), ec);
   std::optional<ModelFamily::HfImport> hf;
   if (options.from_hf) hf = family.import_hf(options.source_dir, final_dir);
+  else if (adapter) copy_adapter_dir(options.source_dir, final_dir, *base);
   else copy_model_dir(options.source_dir, final_dir);
 
   try {
@@ -93,7 +136,14 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
       record.settings["source_dtype"] = hf->source_dtype;
       record.settings["added_embedding_rows"] = hf->added_embedding_rows;
     }
-    record.data_hashes[kWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kWeightsFile);
+    if (adapter) {
+      record.parent_model_id = base->model_id;
+      record.adapter_base_model_id = base->model_id;
+      record.settings["source_format"] = "peft-lora";
+      record.data_hashes[kAdapterWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kAdapterWeightsFile);
+    } else {
+      record.data_hashes[kWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kWeightsFile);
+    }
     for (const std::string& file : options.replay_files)
       record.data_hashes[file] = "sha256:" + sha256_file_hex(file);
     const auto production = registry.production();

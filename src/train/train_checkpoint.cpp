@@ -59,7 +59,8 @@ void save_train_checkpoint(const std::string& run_dir, const TrainerState& state
     std::lock_guard<std::mutex> lock(gen.mutex());
     rng["cpu"] = gen.get_state();
   }
-  save_safetensors((fs::path(tmp) / "model.safetensors").string(), parameter_tensors(model));
+  // The trained parameters only: a LoRA run's checkpoint holds its adapters, not the frozen base.
+  save_safetensors((fs::path(tmp) / "model.safetensors").string(), parameter_tensors(model, /*trainable_only=*/true));
   save_safetensors((fs::path(tmp) / "optimizer.safetensors").string(), optimizer.state());
   save_safetensors((fs::path(tmp) / "rng.safetensors").string(), rng);
   const nlohmann::json meta = {{"format_version", kTrainCheckpointFormat},
@@ -107,7 +108,7 @@ TrainerState load_train_checkpoint(const std::string& dir, torch::nn::Module& mo
   }
 
   const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
-  load_parameters(model, load_safetensors(weights_path).tensors, weights_path);
+  load_parameters(model, load_safetensors(weights_path).tensors, weights_path, /*trainable_only=*/true);
   const std::string opt_path = (fs::path(dir) / "optimizer.safetensors").string();
   optimizer.load_state(load_safetensors(opt_path).tensors, meta.at("adam_steps").get<int64_t>(), opt_path);
   auto rng = load_safetensors((fs::path(dir) / "rng.safetensors").string());

@@ -76,8 +76,9 @@ void promote_chain(Registry& registry) {
   registry.promote("v3");
 }
 
-TEST_F(RegistryTest, SchemaVersionTwoHasTheRegistryTables) {
-  EXPECT_EQ(ws.schema_version(), 2);
+TEST_F(RegistryTest, SchemaHasTheRegistryTablesAndTheAdapterBase) {
+  EXPECT_EQ(ws.schema_version(), 3);
+  EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'adapter_base_model_id'"), 1);
   for (const char* table : {"registry_state", "versions", "version_scores", "registry_history", "runs"}) {
     EXPECT_EQ(ws.db().query_int(std::string("SELECT count(*) FROM sqlite_master WHERE name = '") +
                                 table + "'"), 1) << table;

@@ -4,6 +4,7 @@
 #include "retain/chat_task.h"
 #include "retain/errors.h"
 #include "retain/eval.h"
+#include "retain/lora_model.h"
 
 namespace retain {
 
@@ -21,6 +22,7 @@ const ChatExamples& as_chats(const Examples& set) {
 }
 
 ChatModel& as_chat_model(FamilyModel& model, const std::string& what) {
+  if (auto* lora = dynamic_cast<LoraModel*>(&model)) return as_chat_model(lora->inner(), what);
   auto* chat = dynamic_cast<ChatModel*>(&model);
   if (chat == nullptr) throw ConfigError(what + ": not a chat model (" + model.describe() + ")");
   return *chat;

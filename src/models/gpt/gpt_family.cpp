@@ -47,6 +47,11 @@ class GptFamily : public ChatFamily {
   void export_hf(const std::string& model_dir, const std::string& out_dir, bool overwrite) const override {
     export_hf_gpt2(model_dir, out_dir, overwrite);
   }
+  // Hugging Face's GPT-2 keeps its blocks under "transformer." and its projections as Conv1D
+  // (W stored as (in, out)); the adapters' shapes are the same either way.
+  std::optional<LoraLayout> lora_layout() const override {
+    return LoraLayout{{"c_attn", "c_proj", "c_fc"}, "transformer.", true};
+  }
 };
 
 }  // namespace

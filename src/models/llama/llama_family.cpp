@@ -191,6 +191,9 @@ class LlamaFamily : public ChatFamily {
     const Weights w = read_weights(model_dir, config);
     write_llama_dir(out_dir, config, w.tensors, read_tokenizer_files(model_dir), nlohmann::json(), overwrite);
   }
+  std::optional<LoraLayout> lora_layout() const override {
+    return LoraLayout{{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, "", false};
+  }
 };
 
 }  // namespace
