@@ -53,6 +53,16 @@ inline void write_head(const fs::path& from, const fs::path& to, int n) {
   if (!out) throw std::runtime_error("cannot write " + to.string());
 }
 
+// The bundled support data, cut small for end-to-end tests: old.jsonl (24 release-1 conversations),
+// new.jsonl (16 of release 2), old-test.jsonl and new-test.jsonl (6 each), written into `dir`.
+inline void write_support_sample(const fs::path& source_dir, const fs::path& dir) {
+  const fs::path data = source_dir / "data" / "support";
+  write_head(data / "release1-train.jsonl", dir / "old.jsonl", 24);
+  write_head(data / "release2-train.jsonl", dir / "new.jsonl", 16);
+  write_head(data / "release1-test.jsonl", dir / "old-test.jsonl", 6);
+  write_head(data / "release2-test.jsonl", dir / "new-test.jsonl", 6);
+}
+
 // A started `retain` process whose stdout and stderr go to files in its folder.
 struct CliProcess {
   pid_t pid = -1;

@@ -24,7 +24,6 @@ using cli_test::write_text;
 using nlohmann::json;
 
 const fs::path kSource = RETAIN_SOURCE_DIR;
-const fs::path kData = kSource / "data" / "support";
 
 class LlamaCli : public testing::Test {
  protected:
@@ -33,10 +32,7 @@ class LlamaCli : public testing::Test {
     dir_ = fs::temp_directory_path() / ("retain_llama_cli_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    cli_test::write_head(kData / "release1-train.jsonl", dir_ / "old.jsonl", 24);
-    cli_test::write_head(kData / "release2-train.jsonl", dir_ / "new.jsonl", 16);
-    cli_test::write_head(kData / "release1-test.jsonl", dir_ / "old-test.jsonl", 6);
-    cli_test::write_head(kData / "release2-test.jsonl", dir_ / "new-test.jsonl", 6);
+    cli_test::write_support_sample(kSource, dir_);
   }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(dir_);

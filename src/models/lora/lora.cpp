@@ -106,7 +106,7 @@ LoraConfig LoraConfig::from_json(const nlohmann::json& j, const std::string& wha
 nlohmann::json LoraConfig::to_json() const {
   if (!enabled()) return nlohmann::json::object();
   nlohmann::json j = {{"rank", rank}, {"alpha", alpha}, {"dropout", dropout}, {"merge", merge}};
-  j["target_modules"] = target_modules;
+  if (!target_modules.empty()) j["target_modules"] = target_modules;  // none: the family's default
   return j;
 }
 
