@@ -11,7 +11,8 @@
 #    to change), beside the PyTorch twin run the same way;
 # 4. bench/ewc on gpt-small on the GPU: the Fisher pass (batched per-example vs the loop) and the
 #    penalty's share of a step;
-# 5. one whole round on gpt-small on the GPU: base fine-tune on release 1, Fisher, import, then
+# 5. bench/lora: LoRA against full fine-tuning on the Qwen2.5-0.5B shape, step time and memory;
+# 6. one whole round on gpt-small on the GPU: base fine-tune on release 1, Fisher, import, then
 #    `retain train` with 30 % replay and EWC on release 2, timed.
 # Everything is logged to $OUT (when set, as on the device machine) or out/gpu-check/, with a
 # summary in summary.txt. Aims to finish within 8 minutes on a 16-core machine with an H100/H200.
@@ -62,6 +63,10 @@ timeout 240 build-gpu/train_throughput --preset gpt2-124m --device cuda --precis
 
 step "ewc: the Fisher pass and the penalty on gpt-small"
 timeout 120 build-gpu/ewc --device cuda --examples 256 --seq 256 --steps 20 2>&1 | tee "$log/ewc.txt" | tee -a "$summary"
+
+step "lora: LoRA r=8 vs full fine-tuning on the Qwen2.5-0.5B shape (fp32; peak memory is host RSS)"
+timeout 240 build-gpu/lora --model models/qwen2.5-0.5b --device cuda --rank 8 --batch 8 --seq 512 --steps 10 \
+  --warmup 2 --threads 8 2>&1 | tee "$log/lora.txt" | tee -a "$summary"
 
 if [ -z "${SKIP_ROUND:-}" ]; then
   step "one round on gpt-small (CUDA)"

@@ -9,6 +9,10 @@ namespace retain {
 // Writes `bytes` to `path` atomically: PATH.tmp-<pid>, fsync, rename over PATH, fsync the folder.
 // Throws Error (with the path and errno text) on failure, leaving any old PATH untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The same for a file written piece by piece: `produce(write)` calls write(chunk) for each piece
+// (a database streamed out, say); an exception from it leaves any old PATH untouched.
+void write_file_atomic_streamed(const std::string& path,
+                                const std::function<void(const std::function<void(const std::string&)>&)>& produce);
 
 // Reads a whole file. Throws Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);

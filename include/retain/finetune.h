@@ -24,6 +24,7 @@ struct FinetuneJob {
   std::string run_dir;  // run folder; "" = runs/<timestamp>-<out name>
   bool overwrite = false;  // replace an existing `out`
   std::string ewc_state;   // ewc.safetensors for the penalty; "" = <model>/ewc.safetensors
+  double ewc_lambda = 0;   // EWC strength λ in λ/2 Σ F (θ − θ*)²; 0 disables the penalty
   // The mlp family reads feature data: train / valid are feature JSONL, or IDX image files whose
   // labels are in these IDX files.
   std::string train_labels, valid_labels;

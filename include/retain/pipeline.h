@@ -44,7 +44,7 @@ struct RoundConfig {
     bool bf16 = false;     // store ewc.safetensors in bf16
   } ewc;
   LoraConfig lora;        // "lora": train an adapter on the frozen base (rank 0: full fine-tuning)
-  TrainConfig training;  // ewc_lambda is set from ewc.lambda
+  TrainConfig training;
   struct Eval {
     int64_t batch_size = 16;
     int64_t max_new_tokens = 128;  // for exact_match

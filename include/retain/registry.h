@@ -114,10 +114,12 @@ class Registry {
   // status: "running" | "promoted" | "candidate" | "rejected" | "failed" | "interrupted".
   void start_run(const std::string& run_id, const std::string& base_model_id, const nlohmann::json& settings);
   void finish_run(const std::string& run_id, const std::string& status, const std::string& model_id);
+  // A run that stopped on an error (the process alive to say so): status "failed", the error kept.
+  void fail_run(const std::string& run_id, const std::string& error);
   // Marks every run still "running" other than `except_run_id` as "interrupted"; returns how many.
   int64_t mark_interrupted_runs(const std::string& except_run_id);
   // {run_id, started_at, finished_at (null until finished; stays null when interrupted), status,
-  //  base_model_id, model_id (null when none), settings}.
+  //  base_model_id, model_id (null when none), settings, error (null unless failed)}.
   std::optional<nlohmann::json> run(const std::string& run_id);
 
   Database& db() { return db_; }
@@ -157,5 +159,13 @@ struct ImportResult {
 // directory that does not load), DataError (bad replay data), RegistryError (name taken, workspace
 // locked by another job longer than lock_wait_s). On any failure nothing is left behind.
 ImportResult import_version(Workspace& workspace, const ImportOptions& options);
+
+// `retain registry merge ID`: the LoRA version ID's adapter merged into its base, registered as a
+// full version `new_id` (a candidate, parent ID) so that a lineage can go on with full rounds.
+// Under the WorkspaceLock; the folder is written atomically and removed when registering fails.
+// RegistryError for a full version, an unknown ID, or a `new_id` that is taken. The merged version
+// has no Fisher: `retain fisher --model <its folder> --data FILE` computes one.
+VersionRecord merge_lora_version(Workspace& workspace, const std::string& model_id, const std::string& new_id,
+                                 double lock_wait_s = 0);
 
 }  // namespace retain

@@ -41,7 +41,6 @@ struct TrainConfig {
   int64_t threads = 0;          // CPU intra-op threads; 0 = LibTorch's default
   bool group_by_length = true;  // batch similar lengths together
   int64_t eval_batch_size = 16;
-  double ewc_lambda = 0.0;      // EWC strength λ in λ/2 Σ F (θ − θ*)²; 0 disables the penalty
 
   // Reads the keys of `j` it knows and rejects any other (ConfigError naming `what` and the key,
   // with the nearest known key as a hint), wrong types and out-of-range values.

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "retain/config.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 
@@ -330,11 +331,7 @@ nlohmann::json read_json_file(const std::string& path) {
   } catch (const Error& e) {
     throw CheckpointError(std::string("cannot read ") + e.what());
   }
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw CheckpointError(path + ": malformed JSON: " + e.what());
-  }
+  return parse_json<CheckpointError>(text, path);
 }
 
 TensorMap parameter_tensors(torch::nn::Module& module, bool trainable_only) {

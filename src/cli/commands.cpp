@@ -50,9 +50,13 @@ void Commands::add_finetune(CLI::App& app) {
       {"ewc_state", "ewc.safetensors for the EWC penalty (default: <model>/ewc.safetensors when --ewc-lambda > 0)"}};
   for (const auto& [key, help] : paths)
     f->add_option("--" + dashed(key), job_flags_[key], help);
-  const nlohmann::json defaults = TrainConfig{}.to_json();
-  for (const auto& key : TrainConfig::keys())
-    f->add_option("--" + dashed(key), job_flags_[key], "training: " + key)
+  // Defaults and types come from the job itself (FinetuneJob / TrainConfig), never from here.
+  const nlohmann::json defaults = FinetuneJob{}.to_json();
+  std::vector<std::string> keys = TrainConfig::keys();
+  keys.push_back("ewc_lambda");
+  for (const auto& key : keys)
+    f->add_option("--" + dashed(key), job_flags_[key], key == "ewc_lambda" ? "EWC strength λ in λ/2 Σ F (θ − θ*)²"
+                                                                         : "training: " + key)
         ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
   lora_flags_.add_to(*f);
 }
@@ -143,10 +147,11 @@ int Commands::finetune() {
   } else {
     nlohmann::json j = config_path_.empty() ? nlohmann::json::object() : load_json_file(config_path_);
     if (!j.is_object()) throw ConfigError(config_path_ + ": a job config must be a JSON object");
-    const nlohmann::json defaults = TrainConfig{}.to_json();
+    const nlohmann::json defaults = FinetuneJob{}.to_json();
     for (const auto& [key, value] : job_flags_) {
       if (value.empty()) continue;
-      j[key] = defaults.contains(key) ? flag_value(key, value, defaults.at(key)) : nlohmann::json(value);
+      j[key] = defaults.contains(key) && !defaults.at(key).is_string() ? flag_value(key, value, defaults.at(key))
+                                                                     : nlohmann::json(value);
     }
     if (overwrite_) j["overwrite"] = true;
     lora_flags_.apply(j);

@@ -158,6 +158,10 @@ void RegistryCommands::add_registry(CLI::App& app) {
   lineage_ = registry->add_subcommand("lineage", "a version, its parent, its parent's parent, …");
   lineage_->add_option("id", model_id_, "model id")->required();
   history_ = registry->add_subcommand("history", "every import, promotion and rollback, in order");
+  merge_ = registry->add_subcommand("merge", "a LoRA version merged into its base, registered as a full version");
+  merge_->add_option("id", model_id_, "the LoRA version's id")->required();
+  merge_->add_option("--name", merged_id_, "the merged version's id (default: ID-merged)");
+  merge_->add_option("--workspace", workspace_, kWorkspaceHelp);
 
   for (auto* sub : {list_, show_, lineage_, history_}) sub->add_flag("--json", json_, "print JSON");
   for (auto* sub : {list_, show_, promote_, rollback_, lineage_, history_})
@@ -172,6 +176,7 @@ bool RegistryCommands::run(int& exit_code) {
   else if (rollback_->parsed()) exit_code = rollback();
   else if (lineage_->parsed()) exit_code = lineage();
   else if (history_->parsed()) exit_code = history();
+  else if (merge_->parsed()) exit_code = merge();
   else return false;
   return true;
 }
@@ -204,6 +209,17 @@ int RegistryCommands::import_model() {
     std::printf("replay buffer: added %ld examples (%ld duplicates)\n", long(r.replay_added),
                 long(r.replay_duplicates));
   }
+  return kExitOk;
+}
+
+int RegistryCommands::merge() {
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  const VersionRecord r = merge_lora_version(ws, model_id_, merged_id_.empty() ? model_id_ + "-merged" : merged_id_);
+  std::printf("merged %s into %s (version %ld, candidate, a full model over %s); promote it with `retain registry "
+              "promote %s`, and compute its Fisher with `retain fisher --model %s/%s --data FILE` before rounds with EWC\n",
+              model_id_.c_str(), r.model_id.c_str(), long(r.version),
+              r.settings.value("adapter_base_model_id", "").c_str(), r.model_id.c_str(), ws.dir().c_str(),
+              r.model_dir.c_str());
   return kExitOk;
 }
 

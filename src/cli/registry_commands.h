@@ -25,6 +25,7 @@ class RegistryCommands {
   int rollback();
   int lineage();
   int history();
+  int merge();
 
   CLI::App* import_ = nullptr;
   CLI::App* list_ = nullptr;
@@ -33,8 +34,9 @@ class RegistryCommands {
   CLI::App* rollback_ = nullptr;
   CLI::App* lineage_ = nullptr;
   CLI::App* history_ = nullptr;
+  CLI::App* merge_ = nullptr;
 
-  std::string workspace_, model_id_, source_dir_, hf_dir_, peft_dir_, base_id_, note_;
+  std::string workspace_, model_id_, source_dir_, hf_dir_, peft_dir_, base_id_, merged_id_, note_;
   std::vector<std::string> replay_files_;
   bool json_ = false, force_ = false, promote_flag_ = false, no_promote_flag_ = false;
   double wait_lock_s_ = 0;

@@ -77,9 +77,8 @@ RoundCommands::RoundCommands(CLI::App& app) {
                 "their shares of every batch through c10d; rank 0 alone evaluates, gates and registers")
       ->capture_default_str();
   for (const auto& [key, help] : kRoundFlags) t->add_option(flag_name(key), section_flags_[key], help);
-  const nlohmann::json defaults = TrainConfig{}.to_json();
+  const nlohmann::json defaults = RoundConfig{}.to_json().at("training");
   for (const auto& key : TrainConfig::keys()) {
-    if (key == "ewc_lambda") continue;
     t->add_option("--" + dashed(key), section_flags_["training." + key], "training: " + key)
         ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
   }
@@ -138,14 +137,13 @@ int RoundCommands::train() {
     if (config_path_.empty() || data_.empty()) throw ConfigError("retain train needs --config FILE and --data FILE");
     nlohmann::json j = load_json_file(config_path_);
     if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
-    const nlohmann::json train_defaults = TrainConfig{}.to_json();
+    // A flag's type is its key's in the config itself: RoundConfig's defaults, not a copy here.
+    const nlohmann::json defaults = RoundConfig{}.to_json();
     for (const auto& [key, value] : section_flags_) {
       if (value.empty()) continue;
       const auto dot = key.find('.');
       const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
-      const nlohmann::json def = section == "training" ? train_defaults.at(name)
-                                 : (name == "strategy" || name == "estimator") ? nlohmann::json("")
-                                 : name == "num_samples" ? nlohmann::json(1) : nlohmann::json(0.0);
+      const nlohmann::json& def = defaults.at(section).at(name);
       j[section][name] = key == "replay.ratio" && value == "auto" ? nlohmann::json("auto") : flag_value(name, value, def);
     }
     if (!name_.empty()) j["name"] = name_;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string_view>
 
+#include "retain/config.h"
 #include "retain/errors.h"
 
 namespace retain {
@@ -168,9 +169,11 @@ bool parse_chat_line(const std::string& line, const std::string& file, int64_t l
   };
   nlohmann::json value;
   try {
-    value = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
+    value = parse_json_text(line);
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range (1e400)
     return fail("invalid_json", "line is not valid JSON: " + parse_error_text(e.what()));
+  } catch (const JsonTooDeep& e) {
+    return fail("too_deep", std::string("line is not valid JSON: ") + e.what() + " (retain's limit)");
   }
   if (!value.is_object()) {
     return fail("not_object", "line is " + describe_type(value) +

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "retain/config.h"
 #include "retain/errors.h"
 #include "retain/features.h"
 #include "retain/fileio.h"
@@ -119,9 +120,11 @@ FeatureSet read_feature_jsonl(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
+      j = parse_json_text(line);
     } catch (const nlohmann::json::exception& e) {
       fail("invalid_json", e.what());
+    } catch (const JsonTooDeep& e) {
+      fail("too_deep", e.what());
     }
     if (!j.is_object()) fail("not_object", "a line must be a JSON object {\"features\": [...], \"label\": k}");
     for (const auto& [key, v] : j.items())

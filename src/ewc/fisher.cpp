@@ -9,6 +9,7 @@
 #include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/ewc.h"
+#include "retain/random.h"
 
 namespace retain {
 
@@ -32,16 +33,7 @@ namespace {
 
 // The examples used: all when there are at most n, else n picked with the seed (sorted, so the
 // batches stay in data order).
-std::vector<int64_t> pick(int64_t count, int64_t n, uint64_t seed) {
-  std::vector<int64_t> idx(count);
-  for (int64_t i = 0; i < count; ++i) idx[i] = i;
-  if (n <= 0 || n >= count) return idx;
-  std::mt19937_64 rng(seed);
-  for (int64_t i = 0; i < n; ++i) std::swap(idx[i], idx[i + rng() % (count - i)]);
-  idx.resize(n);
-  std::sort(idx.begin(), idx.end());
-  return idx;
-}
+std::vector<int64_t> pick(int64_t count, int64_t n, uint64_t seed) { return sample_sorted(count, n, seed); }
 
 // The batches this process estimates on, and the end of the estimate: with a collective, batch k
 // belongs to rank k mod world size and the sums are all-reduced before the mean.

@@ -2,6 +2,7 @@
 #include "retain/finetune.h"
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 
@@ -51,6 +52,20 @@ struct FamilyJob {
   }
 };
 
+// The folder `path` will be written in must exist (or be creatable) and take a file, checked
+// before any training so that a long job does not fail at its last step (ConfigError naming `flag`).
+void check_writable_beside(const std::string& path, const std::string& flag) {
+  const fs::path parent = fs::absolute(path).lexically_normal().parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw ConfigError(flag + " " + path + ": cannot create " + parent.string() + ": " + ec.message());
+  try {
+    fs::remove_all(make_temp_dir_beside(path));
+  } catch (const Error& e) {
+    throw ConfigError(flag + " " + path + ": cannot write in " + parent.string() + ": " + e.what());
+  }
+}
+
 FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks& hooks) {
   // 1. Validate everything before writing anything.
   if (job.model.empty() || job.train.empty() || job.out.empty())
@@ -58,14 +73,15 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   auto family = std::make_unique<FamilyJob>(job);
   if (!resume && DistEnv::from_env().rank == 0 && fs::exists(job.out) && !job.overwrite)
     throw ConfigError(job.out + ": output directory already exists; pass --overwrite to replace it");
+  if (DistEnv::from_env().rank == 0) check_writable_beside(job.out, "--out");
   const torch::Device device = DistEnv::from_env().device_for_rank(job.training.resolved_device());
   family->model->module().to(device);
   // The EWC state (anchor θ*, Fisher F) comes from the base model directory or --ewc-state.
   std::optional<EwcState> ewc;
-  if (job.training.ewc_lambda > 0) {
+  if (job.ewc_lambda > 0) {
     const std::string path = !job.ewc_state.empty() ? job.ewc_state : (fs::path(job.model) / kEwcFile).string();
     if (!fs::exists(path))
-      throw ConfigError("ewc_lambda " + std::to_string(job.training.ewc_lambda) + " needs an EWC state, but " + path +
+      throw ConfigError("ewc_lambda " + std::to_string(job.ewc_lambda) + " needs an EWC state, but " + path +
                         " does not exist; run `retain fisher --model " + job.model + " --data FILE` or pass --ewc-state");
     ewc = load_ewc(path, family->model->module());
   }
@@ -92,7 +108,7 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   train_hooks.collective = collective.get();
   std::optional<EwcPenalty> penalty;
   if (ewc) {
-    penalty.emplace(family->model->module(), *ewc, job.training.ewc_lambda);
+    penalty.emplace(family->model->module(), *ewc, job.ewc_lambda);
     train_hooks.gradient_regularizer = [&penalty] { return penalty->add_gradient(); };
   }
   result.summary = train(*family->task, job.training, job.run_dir, resume, train_hooks);
@@ -123,6 +139,7 @@ const std::vector<std::string>& FinetuneJob::keys() {
   static const std::vector<std::string> k = [] {
     std::vector<std::string> out = kPathKeys;
     out.push_back("lora");
+    out.push_back("ewc_lambda");
     out.insert(out.end(), TrainConfig::keys().begin(), TrainConfig::keys().end());
     return out;
   }();
@@ -137,6 +154,11 @@ FinetuneJob FinetuneJob::from_json(const nlohmann::json& j, const std::string& w
   for (const auto& [key, value] : j.items()) {
     if (key == "lora") {
       job.lora = LoraConfig::from_json(value, what);
+    } else if (key == "ewc_lambda") {
+      if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0 ||
+          value.get<double>() > 1e30)
+        throw ConfigError(what + ": \"ewc_lambda\" must be a finite number ≥ 0 (at most 1e30), got " + value.dump());
+      job.ewc_lambda = value.get<double>();
     } else if (key == "overwrite") {
       if (!value.is_boolean()) throw ConfigError(what + ": \"overwrite\" must be true or false");
       job.overwrite = value.get<bool>();
@@ -172,6 +194,7 @@ nlohmann::json FinetuneJob::to_json() const {
   j["ewc_state"] = ewc_state;
   j["train_labels"] = train_labels;
   j["valid_labels"] = valid_labels;
+  j["ewc_lambda"] = ewc_lambda;
   if (lora.enabled()) j["lora"] = lora.to_json();
   return j;
 }

@@ -41,12 +41,7 @@ const ModelFamily& family_of(const std::string& model_dir) {
   const std::string path = (fs::path(model_dir) / "config.json").string();
   if (!fs::is_regular_file(path))
     throw CheckpointError(model_dir + ": not a model directory (no config.json)");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(path + ": bad JSON: " + e.what());
-  }
+  const nlohmann::json config = read_json_file(path);
   if (!config.is_object()) throw CheckpointError(path + ": must be a JSON object");
   if (!config.contains("model_type")) return gpt_family();  // retain's GPT presets may omit it
   if (!config["model_type"].is_string()) throw CheckpointError(path + ": \"model_type\" must be a string");

@@ -90,6 +90,14 @@ void Registry::finish_run(const std::string& run_id, const std::string& status,
   txn.commit();
 }
 
+void Registry::fail_run(const std::string& run_id, const std::string& error) {
+  Transaction txn(db_, Transaction::Mode::kWrite);
+  auto update = db_.prepare("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?");
+  update.bind(1, unix_seconds()).bind(2, error).bind(3, run_id).run();
+  if (db_.changes() == 0) throw RegistryError("no run " + run_id + " in the registry");
+  txn.commit();
+}
+
 int64_t Registry::mark_interrupted_runs(const std::string& except_run_id) {
   // finished_at stays null: when an interrupted run stopped is not known.
   Transaction txn(db_, Transaction::Mode::kWrite);
@@ -103,7 +111,7 @@ int64_t Registry::mark_interrupted_runs(const std::string& except_run_id) {
 
 std::optional<nlohmann::json> Registry::run(const std::string& run_id) {
   auto s = db_.prepare("SELECT run_id, started_at, finished_at, status, base_model_id, model_id, "
-                       "settings FROM runs WHERE run_id = ?");
+                       "settings, error FROM runs WHERE run_id = ?");
   if (!s.bind(1, run_id).step()) return std::nullopt;
   auto nullable_int = [&](int c) { return s.column_is_null(c) ? nlohmann::json() : nlohmann::json(s.column_int(c)); };
   auto nullable_text = [&](int c) { return s.column_is_null(c) ? nlohmann::json() : nlohmann::json(s.column_text(c)); };
@@ -114,6 +122,7 @@ std::optional<nlohmann::json> Registry::run(const std::string& run_id) {
   j["status"] = s.column_text(3);
   j["base_model_id"] = nullable_text(4);
   j["model_id"] = nullable_text(5);
+  j["error"] = nullable_text(7);
   try {
     j["settings"] = nlohmann::json::parse(s.column_text(6));
   } catch (const nlohmann::json::exception& e) {

@@ -125,6 +125,10 @@ CREATE INDEX runs_status ON runs (status);
 ALTER TABLE versions ADD COLUMN adapter_base_model_id TEXT REFERENCES versions (model_id);
 CREATE INDEX versions_adapter_base ON versions (adapter_base_model_id);
 )sql",
+      // 3 -> 4: a failed run records its error.
+      R"sql(
+ALTER TABLE runs ADD COLUMN error TEXT;
+)sql",
   };
   return kMigrations;
 }

@@ -1,5 +1,5 @@
-// Private helpers shared by the replay sources: a seeded RNG that gives the same numbers on every
-// platform (std::uniform_int_distribution does not), a lazily built random permutation, and the
+// Private helpers shared by the replay sources: a lazily built random permutation (over
+// random.h's Rng), and the
 // buffer writer that keeps slot numbers dense and the counters current.
 #pragma once
 
@@ -11,39 +11,15 @@
 #include <utility>
 #include <vector>
 
+#include "retain/random.h"
 #include "retain/replay.h"
 #include "retain/sqlite.h"
 
 namespace retain::detail {
 
-// SplitMix64 (Steele et al. 2014): tiny, fast, and well distributed; enough for sampling.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n), n > 0, without modulo bias (rejects the short last stretch).
-  uint64_t below(uint64_t n) {
-    const uint64_t threshold = (0 - n) % n;  // 2^64 mod n
-    for (;;) {
-      const uint64_t x = next();
-      if (x >= threshold) return x % n;
-    }
-  }
-
- private:
-  uint64_t state_;
-};
-
-// Independent streams from one user seed: sampling and shuffling must not share draws.
-inline uint64_t derive_seed(uint64_t seed, uint64_t stream) {
-  Rng rng(seed ^ (stream * 0xd1b54a32d192ed03ULL));
-  return rng.next();
-}
+using retain::derive_seed;
+using retain::Rng;
+using retain::shuffle;
 
 // A random permutation of [0, size), produced one element at a time (sparse Fisher–Yates):
 // memory and time O(elements drawn), whatever `size` is.
@@ -71,15 +47,6 @@ class LazyPermutation {
   Rng& rng_;
   std::unordered_map<uint64_t, uint64_t> swapped_;
 };
-
-// Fisher–Yates with our Rng, so a shuffle is the same everywhere.
-template <typename T>
-void shuffle(std::vector<T>& items, Rng& rng) {
-  for (size_t i = items.size(); i > 1; --i) {
-    const size_t j = static_cast<size_t>(rng.below(i));
-    std::swap(items[i - 1], items[j]);
-  }
-}
 
 // An example ready to store: what the buffer derives from it once.
 using PreparedRow = ReplayRow;

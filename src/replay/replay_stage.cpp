@@ -57,39 +57,16 @@ int64_t ReplayBuffer::stage_rows(const std::string& stage, const std::vector<Rep
 }
 
 int64_t ReplayBuffer::export_jsonl(const std::string& path) {
-  namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  FILE* out = std::fopen(tmp.c_str(), "wb");
-  if (!out) throw Error(tmp + ": cannot create: " + std::strerror(errno));
   int64_t count = 0;
-  try {
+  write_file_atomic_streamed(path, [&](const std::function<void(const std::string&)>& write) {
     Transaction txn(db_, Transaction::Mode::kRead);
     auto s = db_.prepare("SELECT json FROM replay_examples ORDER BY id");
     while (s.step()) {
-      const std::string line = s.column_text(0) + "\n";
-      if (std::fwrite(line.data(), 1, line.size(), out) != line.size()) {
-        throw Error(tmp + ": cannot write: " + std::strerror(errno));
-      }
+      write(s.column_text(0) + "\n");
       ++count;
     }
     txn.commit();
-    if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) {
-      throw Error(tmp + ": cannot flush: " + std::strerror(errno));
-    }
-  } catch (...) {
-    std::fclose(out);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::fclose(out) != 0) throw Error(tmp + ": cannot close: " + std::strerror(errno));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot rename into place: " + ec.message());
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string());
+  });
   return count;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "retain/batch.h"
@@ -46,6 +47,7 @@ struct RoundState {
   RoundConfig config;
   nlohmann::json config_json;
   std::string run_id, model_id, base_model_id, data, data_hash;
+  std::string production_at_start;  // production when the round started ("" when none)
   int64_t version = 0;
   bool promote = true;
 };
@@ -53,7 +55,8 @@ struct RoundState {
 nlohmann::json state_json(const RoundState& s) {
   return {{"format_version", 1}, {"run_id", s.run_id},     {"model_id", s.model_id},
           {"version", s.version}, {"base_model_id", s.base_model_id}, {"data", s.data},
-          {"data_hash", s.data_hash}, {"promote", s.promote}, {"config", s.config_json}};
+          {"data_hash", s.data_hash}, {"promote", s.promote}, {"production_at_start", s.production_at_start},
+          {"config", s.config_json}};
 }
 
 // The version name stem: the config's name, else the base's id without a trailing -v<digits>.
@@ -179,126 +182,155 @@ std::map<std::string, double> stored_or_measured(Registry& registry, const std::
 
 namespace {
 
-// Steps 4–7 of a round, shared by run_round and resume_round.
-// With a collective (a data-parallel round), this is rank 0: it alone touches the workspace;
-// the other ranks (follow_round) train their share, join the sharded Fisher, and wait.
-RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
-                   const std::vector<detail::LoadedTestSet>& sets, const Examples& fresh, bool resume,
-                   const TrainHooks& user_hooks, Clock::time_point t0, Collective* collective) {
+// Runs the round's body; when it throws (a training failure, no space, a bad checkpoint, a bug)
+// the run is marked failed with the error, its staged examples are dropped and its checkpoints
+// and staged version removed, and the error goes on. A killed round never gets here: the next
+// round marks it interrupted, and it can be resumed.
+RoundResult marking_failures(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const std::string& run_id,
+                             const std::function<RoundResult()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    try {
+      Transaction txn(ws.db());
+      buffer.discard_stage(run_id);
+      registry.fail_run(run_id, e.what());
+      txn.commit();
+      const fs::path run_dir = fs::path(ws.runs_dir()) / run_id;
+      std::error_code ec;
+      fs::remove_all(run_dir / "checkpoints", ec);
+      fs::remove_all(run_dir / "version", ec);
+      log()->warn("run {} failed and is marked so; its staged examples and checkpoints are removed", run_id);
+    } catch (const std::exception& cleanup) {
+      log()->warn("run {} failed, and recording that failed too: {}", run_id, cleanup.what());
+    }
+    throw;
+  }
+}
+
+// A LoRA round that saves its adapter (not merged) makes an adapter version.
+bool is_adapter_version(const RoundConfig& c) { return c.lora.enabled() && !c.lora.merge; }
+
+// The full version the adapters of `base`'s lineage apply to: its own when it is a LoRA version.
+std::string adapter_base_of(const VersionRecord& base) {
+  return base.adapter_base_model_id.empty() ? base.model_id : base.adapter_base_model_id;
+}
+
+// The scores a candidate is compared with: the base's (for the table) and production's (for the
+// gate), measured before training while the model still holds the base's weights.
+struct Baselines {
+  std::map<std::string, double> base, production;
+  std::string production_model_id;  // "" when there is none
+};
+
+Baselines measure_baselines(Registry& registry, Workspace& ws, const RoundState& s,
+                            const std::vector<detail::LoadedTestSet>& sets, detail::RoundModel& model) {
   const RoundConfig& c = s.config;
-  const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
-  const VersionRecord base = registry.get(s.base_model_id);
-  const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
-  const torch::Device device = DistEnv::from_env().device_for_rank(c.training.resolved_device());
-
-  // The base of either family, with the round's mix: the new data, then the replayed examples.
-  const std::unique_ptr<detail::RoundModel> model = detail::load_round_model(base_dir, c.training.seed, c.lora);
-  const auto replayed = model->family->read_examples(base_dir, (fs::path(run_dir) / kReplayFile).string());
-  model->set_mix(fresh, *replayed, c.training.max_seq_len);
-  model->module().to(device);
-  std::optional<EwcState> base_ewc;
-  if (fs::exists(fs::path(base_dir) / kEwcFile))
-    base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), model->module());
-
-  RoundResult result;
-  result.run_id = s.run_id;
-  result.model_id = s.model_id;
-  result.version = s.version;
-  result.base_model_id = s.base_model_id;
-  const auto& strata = model->strata;
-  result.replay_examples = std::count(strata.begin(), strata.end(), 1);
-  result.new_examples = int64_t(strata.size()) - result.replay_examples;
-
-  // The scores to beat: the base's (for the table) and production's (for the gate), measured
-  // before training while the model still holds the base's weights.
-  const auto base_scores = detail::stored_or_measured(registry, ws.dir(), s.base_model_id, sets, c.eval,
-                                                      c.training.device, model.get());
+  Baselines b;
+  b.base = detail::stored_or_measured(registry, ws.dir(), s.base_model_id, sets, c.eval, c.training.device, &model);
   const auto production = registry.production();
-  result.production_model_id = production ? production->model_id : "";
-  std::map<std::string, double> production_scores;
-  if (production && production->model_id == s.base_model_id) production_scores = base_scores;
+  b.production_model_id = production ? production->model_id : "";
+  if (production && production->model_id == s.base_model_id) b.production = b.base;
   else if (production)
-    production_scores = detail::stored_or_measured(registry, ws.dir(), production->model_id, sets, c.eval,
-                                                   c.training.device, nullptr);
+    b.production = detail::stored_or_measured(registry, ws.dir(), production->model_id, sets, c.eval,
+                                              c.training.device, nullptr);
+  return b;
+}
 
-  // Train on the mix: stratified batches keep new and replayed examples in proportion.
-  const TrainConfig& tc = c.training;
-  detail::RoundTraining training(*model, c, base_ewc, s.base_model_id, user_hooks, collective);
+// Trains the candidate on the mix (stratified batches keep new and replayed examples in
+// proportion), from the run's last checkpoint when resuming one that has it.
+TrainSummary train_candidate(detail::RoundInputs& in, const RoundState& s, const TrainHooks& user_hooks, bool resume,
+                             Collective* collective) {
+  const TrainConfig& tc = s.config.training;
+  detail::RoundTraining training(*in.model, s.config, in.base_ewc, s.base_model_id, user_hooks, collective);
   const int64_t kill_step = tc.checkpoint_every > 0 ? tc.checkpoint_every + 1 : 1;
   training.hooks.on_progress = [&user_hooks, kill_step](int64_t step, int64_t total) {
     if (step == kill_step) fault_point("training");
     if (user_hooks.on_progress) user_hooks.on_progress(step, total);
   };
-  const bool from_checkpoint = resume && !latest_checkpoint(run_dir).empty();
+  const bool from_checkpoint = resume && !latest_checkpoint(in.run_dir).empty();
   if (collective) {
-    collective->publish(detail::kRoundKey, nlohmann::json({{"run_dir", run_dir}, {"base_dir", base_dir},
+    collective->publish(detail::kRoundKey, nlohmann::json({{"run_dir", in.run_dir}, {"base_dir", in.base_dir},
                                                            {"from_checkpoint", from_checkpoint}}).dump());
   }
-  result.training = train(*model->task, tc, run_dir, from_checkpoint, training.hooks);
+  TrainSummary summary = train(*in.model->task, tc, in.run_dir, from_checkpoint, training.hooks);
   fault_point("trained");
+  return summary;
+}
 
-  // Evaluate and judge.
+// Evaluates the candidate on every test set into result.scores and runs the gate into result.gate;
+// returns the scores to store. The other ranks of a data-parallel round learn the verdict.
+std::vector<Score> judge(detail::RoundInputs& in, const RoundState& s, const std::vector<detail::LoadedTestSet>& sets,
+                         const Baselines& baselines, RoundResult& result, Collective* collective) {
   std::map<std::string, double> candidate;
-  std::vector<Score> candidate_scores;
+  std::vector<Score> scores;
   for (const auto& t : sets) {
     TestSetScores row;
     row.name = t.config->name;
     row.metric = t.config->metric;
     row.data_hash = t.hash;
-    row.candidate = model->evaluate(t, c.eval);
-    row.base[t.config->metric] = base_scores.at(t.config->name);
+    row.candidate = in.model->evaluate(t, s.config.eval);
+    row.base[t.config->metric] = baselines.base.at(t.config->name);
     candidate[t.config->name] = detail::metric_value(row.candidate, t.config->metric);
-    for (auto& sc : detail::to_scores(t, row.candidate)) candidate_scores.push_back(sc);
+    for (auto& sc : detail::to_scores(t, row.candidate)) scores.push_back(sc);
     result.scores.push_back(row);
   }
   fault_point("evaluated");
-  result.gate = run_gate(c.gate, candidate, production_scores);
-  if (collective) collective->agree(result.gate.passed, device);  // the others join the Fisher on a pass
+  result.gate = run_gate(s.config.gate, candidate, baselines.production);
+  if (collective) collective->agree(result.gate.passed, in.device);  // the others join the Fisher on a pass
+  return scores;
+}
 
-  // The version folder, complete before anything refers to it. A passing candidate carries the
-  // consolidated EWC state: the Fisher on this round's mix, online with the base's (γ).
-  const std::string staging = (fs::path(run_dir) / "version").string();
+// Writes the version folder completely before anything refers to it: the model (or its adapter)
+// and, for a passing candidate, the consolidated EWC state — the Fisher on the round's mix, online
+// with the base's (γ) where both cover the same parameters.
+void write_version(Workspace& ws, const RoundState& s, const VersionRecord& base, detail::RoundInputs& in,
+                   RoundResult& result, Collective* collective) {
+  const RoundConfig& c = s.config;
+  const std::string staging = (fs::path(in.run_dir) / "version").string();
   fs::remove_all(staging);
   const nlohmann::json card = {{"created_by", "retain train"}, {"model_id", s.model_id},
                                {"parent_model_id", s.base_model_id}, {"run_id", s.run_id},
                                {"settings", s.config_json}};
   // A LoRA version holds its adapter alone, over the full version the lineage's adapters apply to.
-  const bool adapter_version = c.lora.enabled() && !c.lora.merge;
-  const std::string adapter_base_id = base.adapter_base_model_id.empty() ? base.model_id : base.adapter_base_model_id;
-  if (auto* lora = dynamic_cast<LoraModel*>(model->model.get()))
-    lora->set_base((fs::path("..") / adapter_base_id).string(), adapter_base_id);
-  model->model->save(staging, false, card);
+  if (auto* lora = dynamic_cast<LoraModel*>(in.model->model.get()))
+    lora->set_base((fs::path("..") / adapter_base_of(base)).string(), adapter_base_of(base));
+  in.model->model->save(staging, false, card);
   if (result.gate.passed) {
     fault_point("version_partial");
     const auto tf = Clock::now();
     FisherOptions fo = c.ewc.fisher;
     fo.collective = collective;  // each rank estimates on its share of the mix
-    const TensorMap fisher = model->fisher(fo);
+    const TensorMap fisher = in.model->fisher(fo);
     // θ* is the version as stored (a bf16 version's rounded weights): save_ewc then need not
     // store it a second time, and the next round starts exactly at its anchor. An adapter
     // version's θ* is its adapter (fp32, stored in the ewc file itself).
-    TensorMap stored = adapter_version ? lora_parameters(model->module())
-                                       : load_safetensors((fs::path(staging) / kWeightsFile).string()).tensors;
+    const bool adapter = is_adapter_version(c);
+    TensorMap stored = adapter ? lora_parameters(in.model->module())
+                               : load_safetensors((fs::path(staging) / kWeightsFile).string()).tensors;
     for (auto& [name, t] : stored) t = t.to(torch::kCPU, torch::kFloat);
-    // Online consolidation where the base's Fisher covers the same parameters; a LoRA lineage's
-    // first adapter (or a merge) starts a new one.
-    const bool same_parameters = base_ewc && base_ewc->fisher.size() == fisher.size() &&
-        std::all_of(fisher.begin(), fisher.end(), [&](const auto& f) { return base_ewc->fisher.count(f.first) > 0; });
-    if (base_ewc && !same_parameters)
+    const auto& prev = in.base_ewc;
+    const bool same_parameters = prev && prev->fisher.size() == fisher.size() &&
+        std::all_of(fisher.begin(), fisher.end(), [&](const auto& f) { return prev->fisher.count(f.first) > 0; });
+    if (prev && !same_parameters)
       log()->info("the base's Fisher covers other parameters than {}'s; its Fisher starts afresh", s.model_id);
-    EwcState state = consolidate(same_parameters ? &*base_ewc : nullptr, fisher, stored, c.ewc.gamma);
+    EwcState state = consolidate(same_parameters ? &*prev : nullptr, fisher, stored, c.ewc.gamma);
     state.estimator = estimator_name(fo.estimator);
-    state.num_samples = std::min<int64_t>(fo.num_samples, strata.size());
+    state.num_samples = std::min<int64_t>(fo.num_samples, in.model->strata.size());
     state.data_hash = s.data_hash;
-    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16, adapter_version ? nullptr : &stored);
+    save_ewc((fs::path(staging) / kEwcFile).string(), state, c.ewc.bf16, adapter ? nullptr : &stored);
     result.fisher_seconds = std::chrono::duration<double>(Clock::now() - tf).count();
   }
-  const std::string version_dir = (fs::path(ws.versions_dir()) / s.model_id).string();
   fs::create_directories(ws.versions_dir());
-  commit_directory(staging, version_dir, false);
+  commit_directory(staging, (fs::path(ws.versions_dir()) / s.model_id).string(), false);
   fault_point("version_written");
+}
 
-  // One transaction: register, promote, and move the new examples into the buffer (or drop them).
+// One transaction: register the version (promoted when it passed, promotion was asked for and
+// production did not change meanwhile), and move the new examples into the buffer or drop them.
+VersionStatus register_version(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
+                               const VersionRecord& base, const std::vector<detail::LoadedTestSet>& sets,
+                               const RoundResult& result, std::vector<Score> scores, const std::string& run_dir) {
   VersionRecord record;
   record.model_id = s.model_id;
   record.parent_model_id = s.base_model_id;
@@ -306,33 +338,62 @@ RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, cons
   record.created_at = std::time(nullptr);
   record.run_id = s.run_id;
   record.model_dir = (fs::path("versions") / s.model_id).string();
-  if (adapter_version) record.adapter_base_model_id = adapter_base_id;
+  if (is_adapter_version(s.config)) record.adapter_base_model_id = adapter_base_of(base);
   record.settings = s.config_json;
   record.data_hashes = {{"new_data", s.data_hash}, {"replay", "sha256:" + sha256_file_hex((fs::path(run_dir) / kReplayFile).string())}};
   for (const auto& t : sets) record.data_hashes["test_set:" + t.config->name] = t.hash;
   record.gate = result.gate.to_json();
-  record.scores = candidate_scores;
-  {
-    Transaction txn(ws.db());
-    const auto production_now = registry.production();
-    const bool same_production = (production_now ? production_now->model_id : "") == result.production_model_id;
-    if (!result.gate.passed) record.status = VersionStatus::kRejected;
-    else if (s.promote && same_production) record.status = VersionStatus::kProduction;
-    else record.status = VersionStatus::kCandidate;
-    if (result.gate.passed && s.promote && !same_production)
-      log()->warn("production changed during the round (now {}); {} stays a candidate",
-                  production_now ? production_now->model_id : "none", s.model_id);
-    registry.add(record);
-    if (record.status == VersionStatus::kProduction) buffer.commit_stage(s.run_id);
-    else buffer.discard_stage(s.run_id);
-    registry.finish_run(s.run_id, record.status == VersionStatus::kProduction ? "promoted" : status_name(record.status),
-                        s.model_id);
-    fault_point("registering");
-    txn.commit();
-  }
-  log()->info("registered {} as version {} ({})", s.model_id, s.version, status_name(record.status));
+  record.scores = std::move(scores);
+  Transaction txn(ws.db());
+  const auto production_now = registry.production();
+  // Promoted only over the production the round started from: a round resumed after other versions
+  // were promoted (or one that ran beside them) stays a candidate.
+  const bool same_production = (production_now ? production_now->model_id : "") == s.production_at_start;
+  if (!result.gate.passed) record.status = VersionStatus::kRejected;
+  else if (s.promote && same_production) record.status = VersionStatus::kProduction;
+  else record.status = VersionStatus::kCandidate;
+  if (result.gate.passed && s.promote && !same_production)
+    log()->warn("production changed during the round (now {}); {} stays a candidate",
+                production_now ? production_now->model_id : "none", s.model_id);
+  registry.add(record);
+  if (record.status == VersionStatus::kProduction) buffer.commit_stage(s.run_id);
+  else buffer.discard_stage(s.run_id);
+  registry.finish_run(s.run_id, record.status == VersionStatus::kProduction ? "promoted" : status_name(record.status),
+                      s.model_id);
+  fault_point("registering");
+  txn.commit();
+  return record.status;
+}
+
+// Steps 4–7 of a round, shared by run_round and resume_round: load the inputs, measure the
+// baselines, train, judge, write the version, register it. With a collective (a data-parallel
+// round) this is rank 0: it alone touches the workspace; the other ranks (follow_round) train
+// their share, join the sharded Fisher, and wait.
+RoundResult finish(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
+                   const std::vector<detail::LoadedTestSet>& sets, const Examples& fresh, bool resume,
+                   const TrainHooks& user_hooks, Clock::time_point t0, Collective* collective) {
+  const VersionRecord base = registry.get(s.base_model_id);
+  const std::string run_dir = (fs::path(ws.runs_dir()) / s.run_id).string();
+  detail::RoundInputs in = detail::load_round_inputs((fs::path(ws.dir()) / base.model_dir).string(), run_dir, s.config,
+                                                     fresh, DistEnv::from_env().device_for_rank(s.config.training.resolved_device()));
+  RoundResult result;
+  result.run_id = s.run_id;
+  result.model_id = s.model_id;
+  result.version = s.version;
+  result.base_model_id = s.base_model_id;
+  const auto& strata = in.model->strata;
+  result.replay_examples = std::count(strata.begin(), strata.end(), 1);
+  result.new_examples = int64_t(strata.size()) - result.replay_examples;
+
+  const Baselines baselines = measure_baselines(registry, ws, s, sets, *in.model);
+  result.production_model_id = baselines.production_model_id;
+  result.training = train_candidate(in, s, user_hooks, resume, collective);
+  std::vector<Score> scores = judge(in, s, sets, baselines, result, collective);
+  write_version(ws, s, base, in, result, collective);
+  const VersionStatus status = register_version(ws, registry, buffer, s, base, sets, result, std::move(scores), run_dir);
+  log()->info("registered {} as version {} ({})", s.model_id, s.version, status_name(status));
   if (collective) collective->barrier();  // the other ranks end once the version is registered
-  result.status = status_name(record.status);
+  result.status = status_name(status);
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return result;
 }
@@ -377,6 +438,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   s.data = fs::absolute(options.data).lexically_normal().string();
   s.data_hash = "sha256:" + sha256_file_hex(options.data);
   s.promote = options.promote;
+  if (const auto production = registry.production()) s.production_at_start = production->model_id;
   const std::string stem = name_stem(config, base.model_id);
   do {  // a number whose id is taken (say, imported by hand) is skipped, never reused
     s.version = registry.reserve_version();
@@ -388,7 +450,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   nlohmann::json settings = s.config_json;
   settings["data"] = s.data;
   registry.start_run(s.run_id, s.base_model_id, settings);
-
+  return marking_failures(ws, registry, buffer, s.run_id, [&] {
   // 3. The mix: replayed examples drawn before the new ones are staged (never replaying themselves).
   SampleOptions so;
   so.n = replay_count(new_data->size(), config.replay.ratio);
@@ -410,6 +472,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   log()->info("round {} → {} | {} new + {} replayed examples | run {}", s.base_model_id, s.model_id,
               new_data->size(), replayed.size(), run_dir.string());
   return finish(ws, registry, buffer, s, sets, *new_data, false, options.hooks, t0, collective.get());
+  });
 }
 
 RoundResult resume_round(const std::string& run_id, const RoundOptions& options) {
@@ -449,6 +512,11 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   s.data = j.at("data").get<std::string>();
   s.data_hash = j.at("data_hash").get<std::string>();
   s.promote = j.at("promote").get<bool>();
+  // Rounds started before this key existed: their base stood for production.
+  s.production_at_start = j.value("production_at_start", s.base_model_id);
+  if (!fs::is_regular_file(s.data))
+    throw DataError(s.data + ": the new data of run " + run_id + " is gone; a resumed round trains on the same file, "
+                    "so put it back (its hash is " + s.data_hash + ") or start a new round");
   if ("sha256:" + sha256_file_hex(s.data) != s.data_hash)
     throw DataError(s.data + ": changed since run " + run_id + " started; a resumed round must train on the same data");
   const std::string base_dir = (fs::path(ws.dir()) / registry.get(s.base_model_id).model_dir).string();
@@ -461,7 +529,9 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   ao.source = s.model_id;
   stage_new_data(buffer, run_id, *new_data, ao);
   log()->info("resuming round {} → {} (run {})", s.base_model_id, s.model_id, run_id);
-  return finish(ws, registry, buffer, s, sets, *new_data, true, options.hooks, t0, collective.get());
+  return marking_failures(ws, registry, buffer, run_id, [&] {
+    return finish(ws, registry, buffer, s, sets, *new_data, true, options.hooks, t0, collective.get());
+  });
 }
 
 std::vector<RoundResult> run_round_auto(const RoundConfig& config, const RoundOptions& options) {

@@ -101,7 +101,6 @@ RoundConfig RoundConfig::from_json(const nlohmann::json& j, const std::string& w
   if (training.contains("ewc_lambda"))
     throw ConfigError(what + ": training.ewc_lambda: a round sets λ in ewc.lambda");
   c.training = TrainConfig::from_json(training, what + ": training");
-  c.training.ewc_lambda = c.ewc.lambda;
   c.ewc.fisher.seed = c.training.seed;
 
   const auto& eval = section(j, "eval", kEvalKeys, what);
@@ -115,7 +114,6 @@ RoundConfig RoundConfig::from_json(const nlohmann::json& j, const std::string& w
 
 nlohmann::json RoundConfig::to_json() const {
   nlohmann::json training_json = training.to_json();
-  training_json.erase("ewc_lambda");
   nlohmann::json j = {{"name", name},
           {"replay", {{"ratio", replay.auto_ratio ? nlohmann::json("auto") : nlohmann::json(replay.ratio)},
                       {"strategy", strategy_name(replay.strategy)},
@@ -141,6 +139,8 @@ void apply_overrides(nlohmann::json& config, const std::vector<std::string>& ove
       value = nlohmann::json::parse(raw);
     } catch (const nlohmann::json::parse_error&) {
       value = raw;  // a bare word is a string
+    } catch (const nlohmann::json::exception& e) {  // a number out of range: 1e400
+      throw ConfigError("--set " + o + ": " + e.what());
     }
     nlohmann::json* node = &config;
     size_t start = 0;

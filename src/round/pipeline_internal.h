@@ -59,6 +59,19 @@ struct RoundModel {
 // adapter directory without `lora` is merged into its base.
 std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t seed, const LoraConfig& lora = {});
 
+// What a round trains and judges, loaded the same way by rank 0 (run and resume) and by the
+// other ranks of a data-parallel round.
+struct RoundInputs {
+  std::string base_dir, run_dir;
+  std::unique_ptr<RoundModel> model;  // the base (with config.lora's adapters) and the round's mix
+  std::optional<EwcState> base_ewc;   // the base's ewc.safetensors, when it has one
+  torch::Device device = torch::kCPU;
+};
+// The base at `base_dir` on `device` with its mix: `fresh`, then the replayed examples staged in
+// `run_dir`'s replay.jsonl (the file the run keeps for resume and for the other ranks).
+RoundInputs load_round_inputs(const std::string& base_dir, const std::string& run_dir, const RoundConfig& config,
+                              const Examples& fresh, torch::Device device);
+
 // A version's score on each set's metric: stored in the registry when measured on the same data,
 // otherwise measured now (with `model` when given, else loaded from the version's folder) and stored.
 std::map<std::string, double> stored_or_measured(Registry& registry, const std::string& workspace,

@@ -44,15 +44,10 @@ RoundResult follow_round(const DistEnv& env, const std::string& config_device) {
   const RoundConfig config = RoundConfig::from_json(state.at("config"), round_path);
 
   // The same model and mix as rank 0: the base, the new data, the replayed examples.
-  const std::unique_ptr<RoundModel> model = load_round_model(base_dir, config.training.seed, config.lora);
-  const auto fresh = model->family->read_examples(base_dir, state.at("data").get<std::string>());
-  const auto replayed = model->family->read_examples(base_dir, (fs::path(run_dir) / kReplayFile).string());
-  model->set_mix(*fresh, *replayed, config.training.max_seq_len);
-  model->module().to(device);
-  std::optional<EwcState> base_ewc;
-  if (fs::exists(fs::path(base_dir) / kEwcFile))
-    base_ewc = load_ewc((fs::path(base_dir) / kEwcFile).string(), model->module());
-  RoundTraining training(*model, config, base_ewc, state.at("base_model_id").get<std::string>(), TrainHooks{},
+  const auto fresh = family_of(base_dir).read_examples(base_dir, state.at("data").get<std::string>());
+  RoundInputs in = load_round_inputs(base_dir, run_dir, config, *fresh, device);
+  RoundModel* model = in.model.get();
+  RoundTraining training(*model, config, in.base_ewc, state.at("base_model_id").get<std::string>(), TrainHooks{},
                          &collective);
 
   RoundResult result;

@@ -170,4 +170,40 @@ ImportResult import_version(Workspace& workspace, const ImportOptions& options) 
   }
 }
 
+VersionRecord merge_lora_version(Workspace& workspace, const std::string& model_id, const std::string& new_id,
+                                 double lock_wait_s) {
+  check_model_id(new_id);
+  WorkspaceLock lock = WorkspaceLock::acquire(workspace.dir(), "retain registry merge " + model_id, lock_wait_s);
+  Registry registry(workspace.db());
+  const VersionRecord source = registry.get(model_id);
+  if (source.adapter_base_model_id.empty())
+    throw RegistryError(model_id + " is a full version, not a LoRA version: there is no adapter to merge");
+  if (registry.find(new_id)) throw RegistryError("version " + new_id + " is already in the registry; choose another --name");
+  const std::string model_dir = "versions/" + new_id;
+  const std::string final_dir = workspace.dir() + "/" + model_dir;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(final_dir, ec)))
+    throw RegistryError(final_dir + " already exists but " + new_id + " is not in the registry; remove that folder first");
+  const nlohmann::json card = {{"created_by", "retain registry merge"}, {"merged_from", model_id},
+                               {"adapter_base_model_id", source.adapter_base_model_id}};
+  load_family_model(workspace.dir() + "/" + source.model_dir, 0)->save(final_dir, false, card);
+  try {
+    Transaction txn(workspace.db(), Transaction::Mode::kWrite);
+    VersionRecord record;
+    record.model_id = new_id;
+    record.parent_model_id = model_id;
+    record.version = registry.reserve_version();
+    record.model_dir = model_dir;
+    record.settings = {{"merged_from", model_id}, {"adapter_base_model_id", source.adapter_base_model_id}};
+    record.data_hashes[kWeightsFile] = "sha256:" + sha256_file_hex(final_dir + "/" + kWeightsFile);
+    registry.add(record);
+    const VersionRecord added = registry.get(new_id);
+    txn.commit();
+    return added;
+  } catch (...) {
+    fs::remove_all(final_dir, ec);
+    throw;
+  }
+}
+
 }  // namespace retain

@@ -2,6 +2,7 @@
 #include "retain/sweep.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -47,6 +48,12 @@ std::string make_scratch(Workspace& ws, Registry& registry, const std::string& b
   Workspace::init(scratch.string());  // WAL and folders, as in any workspace
   std::vector<std::string> ids = {base_id};
   if (auto p = registry.production(); p && p->model_id != base_id) ids.push_back(p->model_id);
+  // A LoRA version's adapter needs the full version it applies to beside it.
+  for (size_t i = 0, n = ids.size(); i < n; ++i) {
+    const std::string adapter_base = registry.get(ids[i]).adapter_base_model_id;
+    if (!adapter_base.empty() && std::find(ids.begin(), ids.end(), adapter_base) == ids.end())
+      ids.push_back(adapter_base);
+  }
   for (const auto& id : ids) {
     const auto rec = registry.get(id);
     link_or_copy_dir(fs::path(ws.dir()) / rec.model_dir, scratch / rec.model_dir);
@@ -116,7 +123,6 @@ SweepResult run_sweep(const RoundConfig& config, const SweepOptions& options) {
     for (double ratio : options.ratios) {
       RoundConfig c = config;
       c.ewc.lambda = lambda;
-      c.training.ewc_lambda = lambda;
       c.replay.ratio = ratio;
       c.replay.auto_ratio = false;
       RoundOptions ro;

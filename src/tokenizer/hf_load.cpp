@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "hf_internal.h"
+#include "retain/config.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
 #include "retain/hf_tokenizer.h"
@@ -36,11 +37,7 @@ nlohmann::json hf::read_json(const std::string& path) {
   } catch (const Error& e) {
     throw CheckpointError(std::string("cannot read ") + e.what());
   }
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw CheckpointError(path + ": malformed JSON: " + e.what());
-  }
+  return parse_json<CheckpointError>(text, path);
 }
 
 std::unique_ptr<HfTokenizer> HfTokenizer::from_file(const std::string& path) {
@@ -54,12 +51,7 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_file(const std::string& path) {
 }
 
 std::unique_ptr<HfTokenizer> HfTokenizer::from_json_text(std::string text, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw CheckpointError(where + ": malformed JSON: " + e.what());
-  }
+  const nlohmann::json j = parse_json<CheckpointError>(text, where);
   if (!j.is_object()) throw CheckpointError(where + ": expected a JSON object");
   std::unique_ptr<HfTokenizer> tok(new HfTokenizer());
   tok->json_text_ = std::move(text);

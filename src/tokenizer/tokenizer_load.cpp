@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "hf_internal.h"
+#include "retain/config.h"
 #include "retain/bpe.h"
 #include "retain/errors.h"
 #include "retain/fileio.h"
@@ -215,12 +216,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, const st
     } catch (const Error&) {
       throw CheckpointError("cannot read " + where);
     }
-    nlohmann::json config;
-    try {
-      config = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw CheckpointError("malformed " + where + ": " + e.what());
-    }
+    const nlohmann::json config = parse_json<CheckpointError>(text, "malformed " + where);
     tok = from_retain_file(config, where);
   } else if (file_exists(root / "tokenizer.json")) {
     return load_hf_dir(root, template_override);

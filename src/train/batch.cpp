@@ -4,18 +4,10 @@
 #include <algorithm>
 #include <random>
 
+#include "retain/random.h"
+
 namespace retain {
 
-namespace {
-
-// std::shuffle's algorithm is unspecified across standard libraries; a hand-written
-// Fisher–Yates over mt19937_64 keeps the order (and so resume) identical everywhere.
-template <typename T>
-void fisher_yates(std::vector<T>& v, std::mt19937_64& rng) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
-}
-
-}  // namespace
 
 Batch make_batch(const std::vector<RenderedChat>& examples, const std::vector<int64_t>& indices,
                  int64_t max_len, bool pin) {
@@ -60,8 +52,7 @@ std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& leng
   std::vector<int64_t> order(lengths.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
-  auto shuffle = [&rng](auto& v) { fisher_yates(v, rng); };
-  shuffle(order);
+  shuffle(order, rng);
   if (group_by_length) {
     const size_t window = static_cast<size_t>(batch_size) * 64;
     for (size_t start = 0; start < order.size(); start += window) {
@@ -74,7 +65,7 @@ std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& leng
   for (size_t start = 0; start < order.size(); start += batch_size)
     batches.emplace_back(order.begin() + start,
                          order.begin() + std::min(order.size(), start + batch_size));
-  if (group_by_length) shuffle(batches);
+  if (group_by_length) shuffle(batches, rng);
   return batches;
 }
 
@@ -86,7 +77,7 @@ std::vector<std::vector<int64_t>> stratified_epoch_batches(const std::vector<int
   std::vector<std::vector<int64_t>> members(num_strata);
   for (size_t i = 0; i < strata.size(); ++i) members[strata[i]].push_back(int64_t(i));
   std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
-  for (auto& m : members) fisher_yates(m, rng);
+  for (auto& m : members) shuffle(m, rng);
 
   // Position p goes to the stratum furthest behind its share: the one with the largest
   // (p + 1) · n_s / n − taken_s (ties to the lower stratum), as in largest-remainder apportionment.

@@ -1,5 +1,7 @@
 // TrainConfig: the training keys of a job config, validated once on load.
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <optional>
 #include <variant>
 
@@ -17,36 +19,36 @@ struct Field {
   const char* key;
   FieldPtr ptr;
   double min;  // smallest allowed value for numbers
+  double max;  // largest allowed value (0: no bound): what a machine or a sane schedule can have
 };
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> f = {
-      {"max_steps", &TrainConfig::max_steps, 0},
-      {"epochs", &TrainConfig::epochs, 1},
-      {"batch_size", &TrainConfig::batch_size, 1},
-      {"grad_accum", &TrainConfig::grad_accum, 1},
-      {"lr", &TrainConfig::lr, 0},
-      {"min_lr_ratio", &TrainConfig::min_lr_ratio, 0},
-      {"warmup_steps", &TrainConfig::warmup_steps, 0},
-      {"weight_decay", &TrainConfig::weight_decay, 0},
-      {"adam_beta1", &TrainConfig::adam_beta1, 0},
-      {"adam_beta2", &TrainConfig::adam_beta2, 0},
-      {"adam_eps", &TrainConfig::adam_eps, 0},
-      {"grad_clip", &TrainConfig::grad_clip, 0},
-      {"seed", &TrainConfig::seed, 0},
-      {"device", &TrainConfig::device, 0},
-      {"precision", &TrainConfig::precision, 0},
-      {"tf32", &TrainConfig::tf32, 0},
-      {"eval_every", &TrainConfig::eval_every, 0},
-      {"log_every", &TrainConfig::log_every, 1},
-      {"checkpoint_every", &TrainConfig::checkpoint_every, 0},
-      {"keep_checkpoints", &TrainConfig::keep_checkpoints, 1},
-      {"max_seq_len", &TrainConfig::max_seq_len, 0},
-      {"max_nonfinite", &TrainConfig::max_nonfinite, 1},
-      {"threads", &TrainConfig::threads, 0},
-      {"group_by_length", &TrainConfig::group_by_length, 0},
-      {"eval_batch_size", &TrainConfig::eval_batch_size, 1},
-      {"ewc_lambda", &TrainConfig::ewc_lambda, 0},
+      {"max_steps", &TrainConfig::max_steps, 0, 1e9},
+      {"epochs", &TrainConfig::epochs, 1, 1e6},
+      {"batch_size", &TrainConfig::batch_size, 1, 1 << 20},
+      {"grad_accum", &TrainConfig::grad_accum, 1, 1 << 16},
+      {"lr", &TrainConfig::lr, 0, 10},
+      {"min_lr_ratio", &TrainConfig::min_lr_ratio, 0, 1},
+      {"warmup_steps", &TrainConfig::warmup_steps, 0, 1e9},
+      {"weight_decay", &TrainConfig::weight_decay, 0, 10},
+      {"adam_beta1", &TrainConfig::adam_beta1, 0, 1},
+      {"adam_beta2", &TrainConfig::adam_beta2, 0, 1},
+      {"adam_eps", &TrainConfig::adam_eps, 0, 1},
+      {"grad_clip", &TrainConfig::grad_clip, 0, 1e9},
+      {"seed", &TrainConfig::seed, 0, 0},
+      {"device", &TrainConfig::device, 0, 0},
+      {"precision", &TrainConfig::precision, 0, 0},
+      {"tf32", &TrainConfig::tf32, 0, 0},
+      {"eval_every", &TrainConfig::eval_every, 0, 1e9},
+      {"log_every", &TrainConfig::log_every, 1, 1e9},
+      {"checkpoint_every", &TrainConfig::checkpoint_every, 0, 1e9},
+      {"keep_checkpoints", &TrainConfig::keep_checkpoints, 1, 1e6},
+      {"max_seq_len", &TrainConfig::max_seq_len, 0, 1 << 24},
+      {"max_nonfinite", &TrainConfig::max_nonfinite, 1, 1e9},
+      {"threads", &TrainConfig::threads, 0, 1024},
+      {"group_by_length", &TrainConfig::group_by_length, 0, 0},
+      {"eval_batch_size", &TrainConfig::eval_batch_size, 1, 1 << 20},
   };
   return f;
 }
@@ -64,6 +66,13 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     }
   }
   return row[b.size()];
+}
+
+// 1e9 as "1000000000", 0.5 as "0.5".
+std::string number_text(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", x);
+  return buf;
 }
 
 }  // namespace
@@ -106,16 +115,19 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& w
             if (!value.is_boolean()) throw bad("true or false");
             c.*member = value.get<bool>();
           } else if constexpr (std::is_same_v<T, double>) {
-            if (!value.is_number() || value.get<double>() < f->min) throw bad(
-                f->min == 0 ? "a number ≥ 0" : "a number ≥ 1");
+            if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < f->min ||
+                (f->max > 0 && value.get<double>() > f->max))
+              throw bad(("a number, finite, ≥ " + number_text(f->min) + " and ≤ " + number_text(f->max)).c_str());
             c.*member = value.get<double>();
           } else if constexpr (std::is_same_v<T, uint64_t>) {
             if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0))
               throw bad("an integer ≥ 0");
             c.*member = value.get<uint64_t>();
           } else {
-            if (!value.is_number_integer() || value.get<int64_t>() < f->min)
-              throw bad(f->min == 0 ? "an integer ≥ 0" : "an integer ≥ 1");
+            if (!value.is_number_integer() || value.get<int64_t>() < f->min ||
+                (f->max > 0 && double(value.get<int64_t>()) > f->max))
+              throw bad(f->max > 0 ? ("an integer ≥ " + number_text(f->min) + " and ≤ " + number_text(f->max)).c_str()
+                                   : f->min == 0 ? "an integer ≥ 0" : "an integer ≥ 1");
             c.*member = static_cast<T>(value.get<int64_t>());
           }
         },

@@ -311,6 +311,11 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
   model.eval();
   summary.steps = state.step;
   summary.skipped_updates = state.skipped_updates;
+  // A job whose every update was skipped has trained nothing: it fails rather than save its input.
+  if (state.step > 0 && state.skipped_updates >= state.step)
+    throw TrainingError("every one of the " + std::to_string(state.step) +
+                        " updates was skipped (non-finite loss or gradient); nothing was trained. Lower the "
+                        "learning rate or check the data");
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   return summary;
 }

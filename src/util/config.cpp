@@ -8,6 +8,63 @@
 
 namespace retain {
 
+nlohmann::json parse_json_text(const std::string& text) {
+  // The callback sees every value's depth as it is read, so a document too deep stops there.
+  const nlohmann::json::parser_callback_t depth_limit = [](int depth, nlohmann::json::parse_event_t,
+                                                           nlohmann::json&) {
+    if (depth > kMaxJsonDepth) throw JsonTooDeep();
+    return true;
+  };
+  return nlohmann::json::parse(text, depth_limit);
+}
+
+namespace {
+
+// 1-based line and column of the 0-based byte `offset` of `text`.
+std::string position(const std::string& text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') ++line, column = 1;
+    else ++column;
+  }
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+// nlohmann's messages start with "[json.exception.parse_error.101] ": the id means nothing to a
+// person fixing a file.
+std::string without_id(const std::string& what) {
+  const size_t close = what.rfind("] ", 64);
+  return !what.empty() && what[0] == '[' && close != std::string::npos ? what.substr(close + 2) : what;
+}
+
+}  // namespace
+
+std::string json_error_message(const std::string& text, const std::string& where, const std::exception& e) {
+  if (const auto* p = dynamic_cast<const nlohmann::json::parse_error*>(&e))
+    return where + ":" + position(text, p->byte > 0 ? p->byte - 1 : 0) + ": invalid JSON: " + without_id(e.what());
+  if (dynamic_cast<const JsonTooDeep*>(&e)) {
+    int depth = 0;
+    for (size_t i = 0; i < text.size(); ++i) {  // where the nesting first went past the limit
+      if (text[i] == '[' || text[i] == '{') {
+        if (++depth > kMaxJsonDepth)
+          return where + ":" + position(text, i) + ": invalid JSON: " + e.what() + " (retain's limit)";
+      } else if (text[i] == ']' || text[i] == '}') {
+        --depth;
+      }
+    }
+    return where + ": invalid JSON: " + e.what() + " (retain's limit)";
+  }
+  // A number too large for a double ("number overflow parsing '1e400'"): find it in the text.
+  const std::string message = without_id(e.what());
+  const size_t q = message.find('\'');
+  const size_t q2 = q == std::string::npos ? q : message.find('\'', q + 1);
+  if (q2 != std::string::npos) {
+    const size_t at = text.find(message.substr(q + 1, q2 - q - 1));
+    if (at != std::string::npos) return where + ":" + position(text, at) + ": invalid JSON: " + message;
+  }
+  return where + ": invalid JSON: " + message;
+}
+
 nlohmann::json load_json_file(const std::string& path) {
   std::string text;
   try {
@@ -17,18 +74,7 @@ nlohmann::json load_json_file(const std::string& path) {
   } catch (const Error& e) {  // missing, unreadable, a folder: the user's to fix
     throw ConfigError(std::string(e.what()) + " (a JSON config file was expected here)");
   }
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is the 1-based offset of the error; turn it into line:column.
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') ++line, column = 1;
-      else ++column;
-    }
-    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                      ": invalid JSON: " + e.what());
-  }
+  return parse_json<ConfigError>(text, path);
 }
 
 void reject_unknown_keys(const nlohmann::json& j, const std::vector<std::string>& known,

@@ -87,11 +87,16 @@ bool exists_no_follow(const std::string& path) {
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+  write_file_atomic_streamed(path, [&](const std::function<void(const std::string&)>& write) { write(bytes); });
+}
+
+void write_file_atomic_streamed(const std::string& path,
+                                const std::function<void(const std::function<void(const std::string&)>&)>& produce) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   try {
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) throw_errno(tmp, "cannot create");
-    write_all(fd.get(), bytes, tmp);
+    produce([&](const std::string& chunk) { write_all(fd.get(), chunk, tmp); });
     if (::fsync(fd.get()) != 0) throw_errno(tmp, "cannot fsync");
     fd.close_checked(tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0)

@@ -280,6 +280,51 @@ TEST_F(CliTest, ConfigSyntaxErrorNamesFileAndLine) {
   EXPECT_FALSE(fs::exists(dir_ / "run"));
 }
 
+TEST_F(CliTest, ANumberThatOverflowsIsAUsageErrorWithItsLine) {
+  write_text(dir_ / "job.json", "{\n  \"max_steps\": 5,\n  \"lr\": 1e400\n}\n");
+  auto r = finetune("out", "run", 5, {"--config", path("job.json")});
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find(path("job.json") + ":3:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1e400"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "run"));
+}
+
+TEST_F(CliTest, DeeplyNestedDataIsRefusedAtParseTimeNotACrash) {
+  // 100,000 levels in a chat line's metadata: refused by the reader, with its line, by every command.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string file = bad_file("deep.jsonl", R"({"messages":[{"role":"user","content":"hi"},)"
+                                                  R"({"role":"assistant","content":"ok"}],"meta":)" + deep + "}");
+  CliResult r = run({"data", "validate", file}, "validate");
+  EXPECT_EQ(r.code, kExitData) << r.describe();
+  EXPECT_NE(r.out.find("deep.jsonl:3: too_deep"), std::string::npos) << r.out;
+  r = run({"finetune", "--model", kPreset, "--train", file, "--out", path("out"), "--run-dir", path("run")}, "train");
+  EXPECT_EQ(r.code, kExitData) << r.describe();
+  EXPECT_NE(r.err.find("deep.jsonl:3"), std::string::npos) << r.err;
+  // And a config file nested that deep.
+  write_text(dir_ / "deep.json", "{\"x\": " + deep + "}");
+  r = finetune("out", "run", 1, {"--config", path("deep.json")});
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("nesting deeper than 256"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, AnOutputFolderThatCannotBeMadeStopsBeforeTraining) {
+  write_text(dir_ / "file", "not a folder");
+  auto at = [&](const std::string& out, const std::string& run_dir, const std::string& tag) {
+    return run({"finetune", "--model", kPreset, "--train", path("small.jsonl"), "--out", path(out), "--run-dir",
+                path(run_dir), "--max-steps", "1", "--threads", "1"},
+               tag);
+  };
+  const auto r = at("file/sub/out", "run", "under-a-file");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("step 1/"), std::string::npos) << "trained before refusing: " << r.err;
+  // A missing parent is made.
+  const auto ok = at("new/parent/out", "run2", "new-parent");
+  EXPECT_EQ(ok.code, kExitOk) << ok.describe();
+  EXPECT_TRUE(fs::exists(dir_ / "new" / "parent" / "out" / "model.safetensors"));
+}
+
 TEST_F(CliTest, Bf16OnCpuIsAUsageError) {
   const auto r = finetune("out", "run", 5, {"--precision", "bf16"});
   EXPECT_EQ(r.code, kExitUsage) << r.describe();

@@ -144,6 +144,51 @@ TEST_F(LoraCli, RoundsRegisterAdaptersOverTheirBaseAndContinueThem) {
   ASSERT_EQ(r.code, kExitOk) << r.describe();
 }
 
+TEST_F(LoraCli, MergeMakesAFullVersionALineageCanGoOnFrom) {
+  ASSERT_EQ(lora_round(path("ws"), "round").code, kExitOk);
+  // A full round with EWC straight from the LoRA version has no full Fisher to use.
+  CliResult r = run({"train", "--config", path("round.json"), "--data", path("new.jsonl"), "--workspace", path("ws")},
+                    "full-from-lora");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("Fisher covers its adapter only"), std::string::npos) << r.err;
+
+  r = run({"registry", "merge", "support-v2", "--workspace", path("ws")}, "merge");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_TRUE(fs::exists(dir_ / "ws" / "versions" / "support-v2-merged" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir_ / "ws" / "versions" / "support-v2-merged" / "adapter_config.json"));
+  {
+    Workspace ws = Workspace::open(path("ws"));
+    const VersionRecord merged = Registry(ws.db()).get("support-v2-merged");
+    EXPECT_EQ(merged.parent_model_id, "support-v2");
+    EXPECT_EQ(merged.adapter_base_model_id, "");
+    EXPECT_EQ(merged.status, VersionStatus::kCandidate);
+  }
+  r = run({"registry", "merge", "support-v1", "--workspace", path("ws")}, "merge-full");
+  EXPECT_EQ(r.code, kExitRegistry) << r.describe();
+  // A full round from the merged version (no Fisher yet: λ = 0).
+  r = run({"train", "--config", path("round.json"), "--data", path("new.jsonl"), "--workspace", path("ws"), "--base",
+           "support-v2-merged", "--ewc-lambda", "0", "--json", "--no-promote"},
+          "full-from-merged");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_TRUE(fs::exists(dir_ / "ws" / "versions" / json::parse(r.out).at("model_id").get<std::string>() /
+                         "model.safetensors"));
+}
+
+TEST_F(LoraCli, ASweepOnALoraProductionCarriesItsBase) {
+  ASSERT_EQ(lora_round(path("ws"), "round").code, kExitOk);
+  const CliResult r = run({"sweep", "--config", path("round.json"), "--data", path("new.jsonl"), "--workspace",
+                           path("ws"), "--lambda", "0,10", "--replay-ratio", "0.3", "--set", "lora.rank=4", "--json",
+                           "--out", path("sweep")},
+                          "sweep");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("base_model_id"), "support-v2");
+  EXPECT_EQ(j.at("points").size(), 2u);
+  // The scratch workspace held the adapter's base; production is untouched.
+  Workspace ws = Workspace::open(path("ws"));
+  EXPECT_EQ(Registry(ws.db()).production()->model_id, "support-v2");
+}
+
 TEST_F(LoraCli, PeftExportImportIsBitIdenticalAndHfExportMerges) {
   ASSERT_EQ(lora_round(path("ws"), "round").code, kExitOk);
   CliResult r = run({"export", "support-v2", "--peft", path("peft"), "--workspace", path("ws")}, "export-peft");
@@ -227,12 +272,37 @@ TEST_F(LoraCli, AKilledLoraRoundChangesNothingAndItsResumeIsBitIdentical) {
   const auto ckpt = load_safetensors(path("ws/runs/" + run_id + "/checkpoints/step-2/model.safetensors"));
   for (const auto& [name, t] : ckpt.tensors) EXPECT_NE(name.find(".lora_"), std::string::npos) << name;
 
+  // Its data gone: a data error that says so; put back, the run resumes.
+  fs::rename(dir_ / "new.jsonl", dir_ / "moved.jsonl");
+  r = run({"train", "--resume", run_id, "--workspace", path("ws"), "--json"}, "no-data");
+  EXPECT_EQ(r.code, kExitData) << r.describe();
+  EXPECT_NE(r.err.find("new.jsonl: the new data of run"), std::string::npos) << r.err;
+  fs::rename(dir_ / "moved.jsonl", dir_ / "new.jsonl");
   r = run({"train", "--resume", run_id, "--workspace", path("ws"), "--json"}, "resumed");
   ASSERT_EQ(r.code, kExitOk) << r.describe();
   EXPECT_EQ(json::parse(r.out).at("training").at("resumed_from_step"), 2);
   const auto resumed = adapter("support-v2"), twin = adapter("support-v2", "ws-twin");
   ASSERT_EQ(resumed.size(), twin.size());
   for (const auto& [name, t] : twin) EXPECT_TRUE(torch::equal(resumed.at(name), t)) << name;
+}
+
+TEST_F(LoraCli, AResumedRoundWhoseProductionWasReplacedStaysACandidate) {
+  ::setenv("RETAIN_FAULT_AT", "training", 1);
+  CliResult r = lora_round(path("ws"), "killed");
+  ::unsetenv("RETAIN_FAULT_AT");
+  ASSERT_EQ(r.code, 128 + SIGKILL) << r.describe();
+  std::string run_id;
+  for (const auto& e : fs::directory_iterator(dir_ / "ws" / "runs")) run_id = e.path().filename().string();
+  // Meanwhile another round is promoted.
+  r = lora_round(path("ws"), "meanwhile");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const std::string newer = json::parse(r.out).at("model_id");
+  r = run({"train", "--resume", run_id, "--workspace", path("ws"), "--json"}, "stale");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_EQ(json::parse(r.out).at("status"), "candidate");
+  EXPECT_NE(r.err.find("production changed during the round"), std::string::npos) << r.err;
+  Workspace ws = Workspace::open(path("ws"));
+  EXPECT_EQ(Registry(ws.db()).production()->model_id, newer);
 }
 
 TEST_F(LoraCli, FinetuneWritesAnAdapterOverItsModel) {

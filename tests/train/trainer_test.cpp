@@ -133,6 +133,12 @@ TEST(TrainConfig, WrongTypesAndRangesAreRejected) {
   expect_config_error({{"weight_decay", -0.1}}, {"\"weight_decay\""});
   expect_config_error({{"adam_beta2", 1.0}}, {"adam_beta2"});
   expect_config_error({{"min_lr_ratio", 1.5}}, {"min_lr_ratio"});
+  // Bounded by what a machine or a schedule can have, and finite (a flag can say "inf").
+  expect_config_error({{"lr", std::numeric_limits<double>::infinity()}}, {"\"lr\" must be a number, finite"});
+  expect_config_error({{"lr", 1e30}}, {"\"lr\"", "≤ 10"});
+  expect_config_error({{"grad_accum", 1000000000}}, {"\"grad_accum\"", "≤ 65536"});
+  expect_config_error({{"threads", 100000}}, {"\"threads\"", "≤ 1024"});
+  expect_config_error({{"batch_size", int64_t(1) << 40}}, {"\"batch_size\"", "≤ 1048576"});
   expect_config_error({{"precision", "fp16"}}, {"fp32 or bf16"});
   expect_config_error({{"device", "tpu"}}, {"cpu, cuda or cuda:N", "tpu"});
   expect_config_error(json::array(), {"JSON object"});

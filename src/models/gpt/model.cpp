@@ -205,12 +205,7 @@ LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
   const auto config_path = (root / kConfigFile).string();
   if (!fs::exists(config_path))
     throw CheckpointError(dir + ": not a model directory (no " + kConfigFile + ")");
-  nlohmann::json cj;
-  try {
-    cj = nlohmann::json::parse(read_file(config_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(config_path + ": bad JSON: " + e.what());
-  }
+  const nlohmann::json cj = read_json_file(config_path);
   LoadedModel loaded;
   loaded.config = GptConfig::from_json(cj, config_path);
   loaded.tokenizer = load_tokenizer(dir);

@@ -189,12 +189,7 @@ void save_mlp_dir(const std::string& dir, const MlpConfig& config, MlpClassifier
 LoadedMlp load_mlp_dir(const std::string& dir, uint64_t init_seed) {
   const auto config_path = (fs::path(dir) / kConfigFile).string();
   if (!fs::exists(config_path)) throw CheckpointError(dir + ": not a model directory (no " + kConfigFile + ")");
-  nlohmann::json cj;
-  try {
-    cj = nlohmann::json::parse(read_file(config_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(config_path + ": bad JSON: " + e.what());
-  }
+  const nlohmann::json cj = read_json_file(config_path);
   if (!cj.is_object() || !cj.contains("model_type") || cj["model_type"] != "mlp")
     throw CheckpointError(config_path + ": not an mlp model (model_type must be \"mlp\")");
   LoadedMlp loaded;
