@@ -14,6 +14,7 @@ its per-step losses can be compared with retain's. Without it, it initialises as
 draws a random batch.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -189,7 +190,10 @@ def main():
         if step == args.warmup:
             sync()
             t0 = t_step = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        # CPU-only torch (Debian's 1.13) refuses to build a CUDA autocast context even disabled.
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.precision == "bf16"
+                    else contextlib.nullcontext())
+        with autocast:
             logits = model(inputs)  # (B, T, V)
         per_token = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T),
                                     reduction="none").view(B, T)

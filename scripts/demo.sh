@@ -10,8 +10,13 @@ scripts/setup.sh >/dev/null
 
 out=${RETAIN_DEMO_OUT:-out/demo}
 ws="$out/workspace"
-threads=${RETAIN_THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$threads
+# RETAIN_THREADS=N pins the CPU threads; by default retain takes the CPUs that are free when each
+# job starts (so that another job on the machine does not make the demo crawl).
+threads=()
+if [ -n "${RETAIN_THREADS:-}" ]; then
+  threads=(--threads "$RETAIN_THREADS")
+  export OMP_NUM_THREADS=$RETAIN_THREADS
+fi
 retain=build/retain
 start=$SECONDS
 
@@ -19,7 +24,7 @@ echo "== 1. base: gpt-tiny fine-tuned on release 1 (configs/demo-finetune.json)"
 rm -rf "$out/base" "$out/run-base" "$ws"
 mkdir -p "$out"
 $retain finetune --config configs/demo-finetune.json --out "$out/base" --run-dir "$out/run-base" \
-  --threads "$threads" --log-every 200
+  "${threads[@]}" --log-every 200
 $retain fisher --model "$out/base" --data data/support/release1-train.jsonl --samples 1000 | tail -n 1
 $retain init --workspace "$ws"
 $retain import "$out/base" --name support-v1 --replay-data data/support/release1-train.jsonl --workspace "$ws"
@@ -28,7 +33,7 @@ echo
 echo "== 2. a round on release 2 without replay or EWC (configs/demo-round-naive.json)"
 code=0
 $retain train --config configs/demo-round-naive.json --data data/support/release2-train.jsonl \
-  --workspace "$ws" --threads "$threads" --log-every 100 || code=$?
+  --workspace "$ws" "${threads[@]}" --log-every 100 || code=$?
 if [ "$code" -ne 3 ]; then
   echo "demo: expected the gate to reject the naive round (exit 3), got exit $code" >&2
   exit 1
@@ -37,7 +42,7 @@ fi
 echo
 echo "== 3. the same round with 30 % replay and EWC (configs/demo-round.json)"
 $retain train --config configs/demo-round.json --data data/support/release2-train.jsonl \
-  --workspace "$ws" --threads "$threads" --log-every 100
+  --workspace "$ws" "${threads[@]}" --log-every 100
 
 echo
 echo "== 4. the registry"

@@ -41,6 +41,11 @@ nlohmann::json parse_json(const std::string& text, const std::string& where) {
 // error; Error when the file cannot be read.
 nlohmann::json load_json_file(const std::string& path);
 
+// Paths inside a config file are relative to the file's folder: each string at `keys` (dotted;
+// "gate.test_sets.*" is every value of that object) that is a relative path becomes one under the
+// folder of `config_path`. Flags given beside the file stay relative to the working directory.
+void resolve_config_paths(nlohmann::json& j, const std::string& config_path, const std::vector<std::string>& keys);
+
 // The known key closest to `key` (edit distance ≤ 3), or "" — the hint in unknown-key errors.
 std::string nearest_key(const std::string& key, const std::vector<std::string>& known);
 

@@ -35,6 +35,8 @@ struct FinetuneJob {
   static FinetuneJob from_json(const nlohmann::json& j, const std::string& what);
   nlohmann::json to_json() const;
   static const std::vector<std::string>& keys();
+  // The keys that hold paths (resolved against a config file's folder by the CLI).
+  static const std::vector<std::string>& path_keys();
 };
 
 struct FinetuneHooks {

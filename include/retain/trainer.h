@@ -154,4 +154,11 @@ std::string latest_checkpoint(const std::string& run_dir);
 // bench/README.md). Process-wide; train() calls it. Does nothing with another C library.
 void reuse_host_memory();
 
+// The CPU threads a job uses when none are asked for: the CPUs idle right now (/proc/stat sampled
+// over 0.2 s), at least one. With another job on the machine, OpenMP's spinning workers collapse
+// when they outnumber the free cores (bench/threads.py: 2 threads beside one busy process ran at
+// 0.20× of one thread), so the default takes what is free; on an idle 2-CPU machine, both (1.64×
+// of one, where LibTorch's own default of the physical cores gave one). `--threads` overrides it.
+int default_threads();
+
 }  // namespace retain

@@ -273,8 +273,20 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
   const uint64_t data_size = after - n;
 
   json header;
+  // A name twice in the header would silently keep the last entry: refused. The callback sees the
+  // top-level keys as they are read (depth 1), and the header's nesting is bounded.
+  std::set<std::string> names;
+  std::string duplicate;
+  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > 8) throw d.fail("bad JSON in header: nested deeper than a safetensors header is");
+    if (event == json::parse_event_t::key && depth == 1 && !names.insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    header = json::parse(header_begin, data);
+    header = json::parse(header_begin, data, check);
+    if (!duplicate.empty()) throw d.fail("tensor \"" + duplicate + "\" is named twice in the header");
   } catch (const json::exception& e) {
     throw d.fail(std::string("bad JSON in header: ") + e.what());
   }
@@ -351,6 +363,10 @@ void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const 
     if (it->second.sizes() != p.value().sizes())
       throw CheckpointError(what + ": parameter " + p.key() + " has shape " + c10::str(it->second.sizes()) +
                             ", the model needs " + c10::str(p.value().sizes()));
+    if (p.value().is_floating_point() && !it->second.is_floating_point())
+      throw CheckpointError(what + ": parameter " + p.key() + " is stored as " +
+                            std::string(c10::toString(it->second.scalar_type())) +
+                            ", not a floating-point type (it would be converted silently)");
     p.value().copy_(it->second);
   }
 }

@@ -63,12 +63,15 @@ void Commands::add_finetune(CLI::App& app) {
 
 void Commands::add_eval(CLI::App& app) {
   eval_ = app.add_subcommand("eval", "evaluate a model on a test set (chat; features for an mlp)");
-  eval_->add_option("--model", model_, "model directory (or preset, freshly initialised with --seed)")->required();
+  eval_->add_option("--model", model_, "model directory (or preset, freshly initialised with --seed), version id, "
+                    "or production")->required();
+  eval_->add_option("--workspace", workspace_, kWorkspaceHelp);
   eval_->add_option("--test", test_, "test data: chat JSONL; feature JSONL or IDX images for an mlp")->required();
   eval_->add_option("--test-labels", labels_, "mlp with IDX images: the IDX labels of --test");
   eval_->add_flag("--json", json_, "print the metrics as JSON");
   eval_->add_option("--batch-size", batch_size_, "examples per batch")->check(CLI::PositiveNumber)->capture_default_str();
-  eval_->add_option("--max-new-tokens", max_new_tokens_, "longest generated reply")->capture_default_str();
+  eval_->add_option("--max-new-tokens", max_new_tokens_, "longest generated reply")
+      ->check(bounded(1, 1 << 20))->capture_default_str();
   eval_->add_flag("--no-exact-match", no_exact_match_, "skip generation (loss, perplexity, token accuracy only)");
   eval_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
   eval_->add_option("--seed", seed_, "initialisation seed for a preset without weights")->capture_default_str();
@@ -76,12 +79,15 @@ void Commands::add_eval(CLI::App& app) {
 
 void Commands::add_generate(CLI::App& app) {
   generate_ = app.add_subcommand("generate", "generate a reply (greedy, or sampled with temperature/top-k)");
-  generate_->add_option("--model", model_, "model directory")->required();
+  generate_->add_option("--model", model_, "model directory, version id, or production")->required();
+  generate_->add_option("--workspace", workspace_, kWorkspaceHelp);
   generate_->add_option("--prompt", prompt_, "the user's message")->required();
   generate_->add_flag("--raw", raw_, "continue the prompt as plain text instead of answering it as a chat");
-  generate_->add_option("--max-new-tokens", max_new_tokens_, "tokens to generate at most")->capture_default_str();
-  generate_->add_option("--temperature", temperature_, "0 = greedy")->capture_default_str();
-  generate_->add_option("--top-k", top_k_, "sample among the k likeliest tokens; 0 = all")->capture_default_str();
+  generate_->add_option("--max-new-tokens", max_new_tokens_, "tokens to generate at most")
+      ->check(bounded(1, 1 << 20))->capture_default_str();
+  generate_->add_option("--temperature", temperature_, "0 = greedy")->check(bounded(0, 100))->capture_default_str();
+  generate_->add_option("--top-k", top_k_, "sample among the k likeliest tokens; 0 = all")
+      ->check(bounded(0, 1 << 24))->capture_default_str();
   generate_->add_option("--seed", seed_, "sampling seed")->capture_default_str();
   generate_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
 }
@@ -91,7 +97,9 @@ void Commands::add_data(CLI::App& app) {
   data->require_subcommand(1);
   data_validate_ = data->add_subcommand("validate", "check chat JSONL files and report statistics");
   data_validate_->add_option("files", files_, "chat JSONL files")->required();
-  data_validate_->add_option("--model", model_, "model directory whose tokenizer and context to use (default: byte tokenizer)");
+  data_validate_->add_option("--model", model_, "model directory (or version id, or production) whose tokenizer and "
+                             "context to use (default: byte tokenizer)");
+  data_validate_->add_option("--workspace", workspace_, kWorkspaceHelp);
   data_validate_->add_option("--context", context_, "context length for the too-long count; 0 = the model's or 256")->capture_default_str();
   data_validate_->add_flag("--json", json_, "print the report as JSON");
 }
@@ -99,17 +107,20 @@ void Commands::add_data(CLI::App& app) {
 void Commands::add_fisher(CLI::App& app) {
   fisher_ = app.add_subcommand("fisher", "estimate the diagonal Fisher of a model directory and write its ewc.safetensors");
   auto* f = fisher_;
-  f->add_option("--model", model_, "model directory with weights (θ* is its weights)")->required();
+  f->add_option("--model", model_, "model directory with weights (θ* is its weights), version id, or production")
+      ->required();
+  f->add_option("--workspace", workspace_, kWorkspaceHelp);
   f->add_option("--data", test_, "data the Fisher is estimated on: chat JSONL; feature JSONL or IDX images (mlp)")
       ->required();
   f->add_option("--labels", labels_, "mlp with IDX images: the IDX labels of --data");
   f->add_option("--estimator", estimator_, "empirical | true | batch")->capture_default_str();
-  f->add_option("--samples", fisher_samples_, "examples used (picked with --seed); 0 or more than the data = all")->capture_default_str();
+  f->add_option("--samples", fisher_samples_, "examples used (picked with --seed); 0 or more than the data = all")
+      ->check(bounded(0, 1e12))->capture_default_str();
   f->add_option("--samples-per-example", samples_per_example_, "sampled targets per example (true Fisher)")->capture_default_str();
   f->add_option("--batch-size", fisher_batch_, "examples per backward pass")->check(CLI::PositiveNumber)->capture_default_str();
   f->add_option("--seed", seed_, "picks the examples and the sampled targets")->capture_default_str();
   f->add_option("--consolidate-with", consolidate_with_, "model directory or ewc.safetensors to consolidate with (online EWC)");
-  f->add_option("--gamma", gamma_, "online EWC decay: F = γ·F_prev + F_new")->capture_default_str();
+  f->add_option("--gamma", gamma_, "online EWC decay: F = γ·F_prev + F_new")->check(bounded(0, 1))->capture_default_str();
   f->add_option("--out", ewc_out_, "file to write (default <model>/ewc.safetensors)");
   f->add_flag("--bf16", bf16_, "store F and θ* in bf16 (half the size)");
   f->add_option("--path", fisher_path_, "per-example gradients: loop (one backward each), batched (one per batch), "
@@ -123,6 +134,8 @@ void Commands::add_fisher(CLI::App& app) {
 }
 
 int Commands::run() {
+  // --model takes a directory, a version id, or `production` (of --workspace).
+  if (!finetune_->parsed()) model_ = resolve_model(model_, workspace_);
   if (finetune_->parsed()) return finetune();
   if (eval_->parsed()) return eval();
   if (generate_->parsed()) return generate();
@@ -147,6 +160,7 @@ int Commands::finetune() {
   } else {
     nlohmann::json j = config_path_.empty() ? nlohmann::json::object() : load_json_file(config_path_);
     if (!j.is_object()) throw ConfigError(config_path_ + ": a job config must be a JSON object");
+    if (!config_path_.empty()) resolve_config_paths(j, config_path_, FinetuneJob::path_keys());
     const nlohmann::json defaults = FinetuneJob{}.to_json();
     for (const auto& [key, value] : job_flags_) {
       if (value.empty()) continue;
@@ -166,6 +180,7 @@ int Commands::finetune() {
 int Commands::eval() {
   const ModelFamily& family = family_of(model_);
   const auto examples = family.read_examples(model_, test_, labels_);
+  if (examples->size() == 0) throw DataError(test_ + ": no examples to evaluate on");
   auto model = load_family_model(model_, seed_);  // a LoRA adapter: merged into its base
   model->module().to(parse_device(device_));
   EvalSettings settings;

@@ -3,14 +3,19 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include <spdlog/sinks/basic_file_sink.h>
 
+#include "retain/config.h"
 #include "retain/errors.h"
+#include "retain/registry.h"
+#include "retain/workspace.h"
 #include "retain/log.h"
 
 namespace retain::cli {
@@ -128,6 +133,88 @@ void LoraFlags::apply(nlohmann::json& j) const {
       j["lora"][name] = flag_value("lora-" + name, value, name == "rank" ? nlohmann::json(1) : nlohmann::json(0.0));
     }
   }
+}
+
+CLI::Validator bounded(double lo, double hi) {
+  char range[64];
+  std::snprintf(range, sizeof range, "[%.15g, %.15g]", lo, hi);
+  const std::string text = range;
+  return CLI::Validator(
+      [lo, hi, text](std::string& value) -> std::string {
+        double x = 0;
+        size_t used = 0;
+        try {
+          x = std::stod(value, &used);
+        } catch (const std::logic_error&) {
+          used = 0;
+        }
+        if (used != value.size() || !std::isfinite(x) || x < lo || x > hi)
+          return "expected a finite number in " + text + ", got " + value;
+        return "";
+      },
+      text);
+}
+
+std::string resolve_model(const std::string& model, const std::string& workspace_flag, bool directories) {
+  if (model.empty() || (directories && std::filesystem::is_directory(model))) return model;
+  const std::string dir = Workspace::resolve(workspace_flag);
+  if (!std::filesystem::exists(std::filesystem::path(dir) / kWorkspaceDbFile))
+    throw ConfigError("--model " + model + ": not a model directory, and there is no workspace at " + dir +
+                      " to look it up as a version (pass --workspace DIR)");
+  Workspace ws = Workspace::open(dir);
+  Registry registry(ws.db());
+  std::optional<VersionRecord> version;
+  if (model == "production") {
+    version = registry.production();
+    if (!version) throw RegistryError("--model production: the workspace " + dir + " has no production version");
+  } else {
+    version = registry.find(model);
+    if (!version)
+      throw ConfigError("--model " + model + ": not a model directory, nor a version in the workspace " + dir +
+                        " (retain registry list shows them)");
+  }
+  return (std::filesystem::path(ws.dir()) / version->model_dir).string();
+}
+
+std::string usage_hint(CLI::App& app, int argc, char** argv) {
+  CLI::App* command = &app;
+  std::string path = "retain";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.rfind("-", 0) == 0) {
+      if (word.rfind("--", 0) != 0) continue;
+      const std::string flag = word.substr(0, word.find('='));
+      bool known = false;
+      std::vector<std::string> names;
+      for (const CLI::Option* o : command->get_options()) {
+        for (const auto& n : o->get_lnames()) {
+          names.push_back("--" + n);
+          known = known || "--" + n == flag;
+        }
+      }
+      if (known) continue;
+      std::string near = nearest_key(flag, names);
+      for (const auto& n : names)  // a prefix of a flag ("--replay" for "--replay-ratio") is as close
+        if (near.empty() && n.rfind(flag, 0) == 0) near = n;
+      return path + ": unknown flag " + flag + (near.empty() ? "" : "; did you mean " + near + "?") +
+             " (" + path + " --help lists them)";
+    }
+    std::vector<std::string> names;
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : command->get_subcommands({})) {
+      names.push_back(sub->get_name());
+      if (sub->get_name() == word) next = sub;
+    }
+    if (next != nullptr) {
+      command = next;
+      path += " " + word;
+      continue;
+    }
+    if (names.empty()) continue;  // a positional argument of a leaf command
+    const std::string near = nearest_key(word, names);
+    if (!near.empty()) return path + ": unknown command \"" + word + "\"; did you mean \"" + near + "\"?";
+  }
+  return "";
 }
 
 }  // namespace retain::cli

@@ -35,6 +35,20 @@ struct LoraFlags {
   std::string first_given() const;
 };
 
+// A flag's value must be a finite number in [lo, hi] (checked on the text, before CLI11 converts
+// it, so that 18446744073709551616 is refused rather than saturated and NaN is no number).
+CLI::Validator bounded(double lo, double hi);
+
+// What a --model argument names: a model directory as it is; else `production` or a registered
+// version id in the workspace (`workspace_flag`, else $RETAIN_WORKSPACE, else ./retain-workspace),
+// as that version's folder. ConfigError saying what was looked for when it is neither.
+// With `directories` false, `model` is looked up as a version only.
+std::string resolve_model(const std::string& model, const std::string& workspace_flag, bool directories = true);
+
+// For a command line CLI11 refused: "unknown command \"trian\"; did you mean \"train\"?" or
+// "retain train: unknown flag --replay; did you mean --replay-ratio?" ("" when nothing is close).
+std::string usage_hint(CLI::App& app, int argc, char** argv);
+
 // A one-line progress bar on stderr (for a TTY).
 void draw_progress(int64_t step, int64_t total);
 

@@ -11,6 +11,7 @@
 
 #include "bench_commands.h"
 #include "commands.h"
+#include "flags.h"
 #include "model_commands.h"
 #include "registry_commands.h"
 #include "replay_commands.h"
@@ -40,6 +41,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0) {
+      if (const std::string hint = retain::cli::usage_hint(app, argc, argv); !hint.empty()) {
+        std::cerr << hint << "\n";
+        return retain::kExitUsage;
+      }
+    }
     return app.exit(e) == 0 ? retain::kExitOk : retain::kExitUsage;
   }
   if (verbose->count() > 0) logger->set_level(spdlog::level::warn);

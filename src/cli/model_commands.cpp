@@ -34,7 +34,8 @@ ModelCommands::ModelCommands(CLI::App& app) {
 
   logits_ = app.add_subcommand(
       "logits", "a model's logits on token ids: one JSON array of ids a stdin line, a safetensors file out");
-  logits_->add_option("--model", model_dir_, "model directory")->required();
+  logits_->add_option("--model", model_dir_, "model directory, version id, or production")->required();
+  logits_->add_option("--workspace", workspace_, kWorkspaceHelp);
   logits_->add_option("--out", out_, "safetensors file: tensor logits.<line> (T, vocab) fp32 for each line")
       ->required();
   logits_->add_option("--device", device_, "cpu | cuda | cuda:N")->capture_default_str();
@@ -49,11 +50,8 @@ bool ModelCommands::run(int& exit_code) {
 
 int ModelCommands::export_model() {
   if (model_id_.empty() == model_dir_.empty()) throw ConfigError("export: give a version id, or --model DIR");
-  std::string dir = model_dir_;
-  if (!model_id_.empty()) {
-    Workspace ws = Workspace::open(Workspace::resolve(workspace_));
-    dir = ws.dir() + "/" + Registry(ws.db()).get(model_id_).model_dir;
-  }
+  const std::string dir =
+      model_id_.empty() ? resolve_model(model_dir_, workspace_) : resolve_model(model_id_, workspace_, false);
   if (hf_dir_.empty() == peft_dir_.empty()) throw ConfigError("export: give --hf DIR or --peft DIR");
   const std::string name = model_id_.empty() ? dir : model_id_;
   if (!peft_dir_.empty()) {
@@ -91,6 +89,7 @@ int ModelCommands::export_model() {
 }
 
 int ModelCommands::logits() {
+  model_dir_ = resolve_model(model_dir_, workspace_);
   const auto model = load_family_model(model_dir_, 0);
   if (!model->has_weights()) throw CheckpointError(model_dir_ + ": no " + std::string(kWeightsFile));
   CausalLm& lm = as_chat_model(*model, model_dir_).lm();

@@ -39,7 +39,8 @@ ReplayCommands::ReplayCommands(CLI::App& app) {
   init_ = app.add_subcommand("init", "create a workspace (retain.db, versions/, runs/), or update one");
   init_->add_option("--workspace", workspace_, kWorkspaceHelp);
   init_->add_option("--buffer-max-size", max_size_,
-                    "replay buffer bound for a new workspace (default 10000; later: buffer resize)");
+                    "replay buffer bound for a new workspace (default 10000; later: buffer resize)")
+      ->check(bounded(1, 1e12));
   add_buffer(app);
   add_mix(app);
 }
@@ -74,7 +75,7 @@ void ReplayCommands::add_buffer(CLI::App& app) {
   remove_->add_option("--source", source_, "the source to remove")->required();
 
   resize_ = buffer->add_subcommand("resize", "change max_size (stored in the workspace), evicting if needed");
-  resize_->add_option("max_size", max_size_, "new bound, > 0")->required();
+  resize_->add_option("max_size", max_size_, "new bound, > 0")->check(bounded(1, 1e12))->required();
 
   for (auto* sub : {add_, sample_, stats_, export_, remove_, resize_})
     sub->add_option("--workspace", workspace_, kWorkspaceHelp);

@@ -137,6 +137,7 @@ int RoundCommands::train() {
     if (config_path_.empty() || data_.empty()) throw ConfigError("retain train needs --config FILE and --data FILE");
     nlohmann::json j = load_json_file(config_path_);
     if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
+    resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
     // A flag's type is its key's in the config itself: RoundConfig's defaults, not a copy here.
     const nlohmann::json defaults = RoundConfig{}.to_json();
     for (const auto& [key, value] : section_flags_) {
@@ -170,7 +171,9 @@ int RoundCommands::train() {
 }
 
 int RoundCommands::gate() {
-  const RoundConfig config = RoundConfig::from_json(load_json_file(config_path_), config_path_);
+  nlohmann::json j = load_json_file(config_path_);
+  if (j.is_object()) resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
+  const RoundConfig config = RoundConfig::from_json(j, config_path_);
   const auto r = regate(Workspace::resolve(workspace_), version_, config.gate, config.eval,
                         device_.empty() ? config.training.device : device_);
   if (json_) {
@@ -192,6 +195,7 @@ int RoundCommands::gate() {
 int RoundCommands::sweep() {
   nlohmann::json j = load_json_file(config_path_);
   if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
+  resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
   apply_overrides(j, overrides_);
   if (j.contains("replay") && j["replay"].is_object()) j["replay"].erase("ratio");  // the sweep sets it
   const RoundConfig config = RoundConfig::from_json(j, config_path_);

@@ -135,6 +135,12 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
 
 }  // namespace
 
+const std::vector<std::string>& FinetuneJob::path_keys() {
+  static const std::vector<std::string> k = {"model", "train", "valid", "out", "run_dir", "ewc_state", "train_labels",
+                                             "valid_labels"};
+  return k;
+}
+
 const std::vector<std::string>& FinetuneJob::keys() {
   static const std::vector<std::string> k = [] {
     std::vector<std::string> out = kPathKeys;

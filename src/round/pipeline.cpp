@@ -415,6 +415,9 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   // is checked before anything changes.
   const VersionRecord base = base_version(registry, options.base);
   const std::string base_dir = (fs::path(ws.dir()) / base.model_dir).string();
+  if (!fs::is_directory(base_dir))
+    throw RegistryError("version " + base.model_id + " is registered but its folder " + base_dir +
+                        " is missing; restore it from a backup, or roll back to another version");
   const ModelFamily& family = family_of(base_dir);
   const auto new_data = read_new_data(family, base_dir, options.data);
   const auto sets = detail::load_test_sets(config.gate, family, base_dir);

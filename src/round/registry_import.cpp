@@ -33,7 +33,12 @@ void check_source(const std::string& dir) {
     throw CheckpointError(dir + ": no " + kWeightsFile + "; a preset without weights cannot be "
                           "registered: fine-tune it first (`retain finetune --out DIR`) and import DIR");
   }
-  load_family_model(dir, 0);  // every parameter present with its shape
+  // Every parameter present with its shape, and finite: a NaN base would fail every later round.
+  const auto model = load_family_model(dir, 0);
+  for (const auto& p : model->module().named_parameters())
+    if (!torch::isfinite(p.value()).all().item<bool>())
+      throw CheckpointError(dir + ": parameter " + p.key() + " holds non-finite values (NaN or inf); a version "
+                            "must start from finite weights");
 }
 
 // Copies every regular file of `source` (following links, as in a Hugging Face cache) into a

@@ -181,12 +181,14 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv) {
   std::vector<pid_t> pids;
   for (int rank = 0; rank < nproc; ++rank) {
     std::vector<std::string> env_storage = {"RANK=" + std::to_string(rank), "LOCAL_RANK=" + std::to_string(rank),
-                                             "WORLD_SIZE=" + std::to_string(nproc), "MASTER_ADDR=127.0.0.1",
+                                             "WORLD_SIZE=" + std::to_string(nproc),
+                                             "LOCAL_WORLD_SIZE=" + std::to_string(nproc), "MASTER_ADDR=127.0.0.1",
                                              "MASTER_PORT=" + std::to_string(port)};
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string kv = *e;
       const std::string key = kv.substr(0, kv.find('='));
-      if (key != "RANK" && key != "LOCAL_RANK" && key != "WORLD_SIZE" && key != "MASTER_ADDR" && key != "MASTER_PORT")
+      if (key != "RANK" && key != "LOCAL_RANK" && key != "WORLD_SIZE" && key != "LOCAL_WORLD_SIZE" &&
+          key != "MASTER_ADDR" && key != "MASTER_PORT")
         env_storage.push_back(kv);
     }
     std::vector<std::string> args = argv;

@@ -8,11 +8,14 @@
 #include <malloc.h>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <thread>
 
 #include "retain/batch.h"
 #include "retain/distributed.h"
@@ -37,6 +40,34 @@ void reuse_host_memory() {
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 #endif
+}
+
+namespace {
+
+// Busy and total jiffies of all CPUs from /proc/stat's first line; {0, 0} when unreadable.
+std::pair<uint64_t, uint64_t> cpu_jiffies() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {0};
+  if (!(in >> cpu) || cpu != "cpu") return {0, 0};
+  for (auto& x : v) in >> x;  // user nice system idle iowait irq softirq steal
+  const uint64_t idle = v[3] + v[4];
+  uint64_t total = 0;
+  for (auto x : v) total += x;
+  return {total - idle, total};
+}
+
+}  // namespace
+
+int default_threads() {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const auto [busy0, total0] = cpu_jiffies();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto [busy1, total1] = cpu_jiffies();
+  if (total1 <= total0) return std::max(1, torch::get_num_threads());
+  const double busy_cores = cores * double(busy1 - busy0) / double(total1 - total0);
+  const int idle = int(std::floor(cores - busy_cores + 0.25));  // a core three-quarters free counts
+  return std::clamp(idle, 1, cores);
 }
 
 namespace {
@@ -136,7 +167,17 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
   const auto first = model.parameters();
   if (first.empty()) throw TrainingError("the model has no parameters");
   const torch::Device device = first.front().device();  // cuda:<local rank> in a data-parallel job
-  if (config.threads > 0) torch::set_num_threads(config.threads);
+  if (config.threads > 0) {
+    torch::set_num_threads(config.threads);
+  } else {
+    // Data-parallel workers on this machine (LOCAL_WORLD_SIZE: --nproc and torchrun set it) share
+    // its free cores.
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    const int workers = hooks.collective && local != nullptr ? std::max(1, std::atoi(local)) : 1;
+    const int threads = std::max(1, default_threads() / workers);
+    torch::set_num_threads(threads);
+    log()->info("{} CPU thread(s) (cores free now; --threads N to choose)", threads);
+  }
   if (device.is_cuda()) set_tf32(config.tf32);
   reuse_host_memory();
   // Data parallel: every rank walks the same global batches (batch_size × world_size examples)

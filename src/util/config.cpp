@@ -2,6 +2,7 @@
 #include "retain/config.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "retain/errors.h"
 #include "retain/fileio.h"
@@ -75,6 +76,36 @@ nlohmann::json load_json_file(const std::string& path) {
     throw ConfigError(std::string(e.what()) + " (a JSON config file was expected here)");
   }
   return parse_json<ConfigError>(text, path);
+}
+
+void resolve_config_paths(nlohmann::json& j, const std::string& config_path, const std::vector<std::string>& keys) {
+  const std::filesystem::path folder = std::filesystem::path(config_path).parent_path();
+  auto resolve = [&](nlohmann::json& value) {
+    if (!value.is_string() || value.get<std::string>().empty()) return;
+    const std::filesystem::path p = value.get<std::string>();
+    if (p.is_relative()) value = (folder / p).lexically_normal().string();
+  };
+  for (const auto& key : keys) {
+    nlohmann::json* node = &j;
+    size_t start = 0;
+    bool all = false;
+    while (node != nullptr && start <= key.size()) {
+      const size_t dot = std::min(key.find('.', start), key.size());
+      const std::string part = key.substr(start, dot - start);
+      start = dot + 1;
+      if (part == "*") {
+        all = true;
+        break;
+      }
+      node = node->is_object() && node->contains(part) ? &(*node)[part] : nullptr;
+    }
+    if (node == nullptr) continue;
+    if (all && node->is_object()) {
+      for (auto& [name, value] : node->items()) resolve(value);
+    } else if (!all) {
+      resolve(*node);
+    }
+  }
 }
 
 void reject_unknown_keys(const nlohmann::json& j, const std::vector<std::string>& known,

@@ -254,6 +254,25 @@ TEST(SafetensorsDecode, RejectsBadJson) {
   expect_rejected(le64(8) + std::string(8, '\0'), {"bad JSON in header"});
 }
 
+TEST(SafetensorsDecode, RejectsATensorNamedTwiceAndDeepHeaders) {
+  const std::string entry = R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  expect_rejected(make_file(R"({"x":)" + entry + R"(,"x":)" + entry + "}", kData8), {"\"x\" is named twice"});
+  expect_rejected(make_file(R"({"x":)" + std::string(50, '[') + std::string(50, ']') + "}", ""), {"nested deeper"});
+}
+
+TEST(LoadParameters, RefusesAnIntegerTensorForAFloatParameter) {
+  torch::nn::Linear layer(2, 2);
+  TensorMap tensors = parameter_tensors(*layer);
+  for (auto& [name, t] : tensors) t = t.clone();
+  tensors.at("weight") = torch::ones({2, 2}, torch::kInt);
+  try {
+    load_parameters(*layer, tensors, "model.safetensors");
+    ADD_FAILURE() << "an I32 weight was converted silently";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("parameter weight is stored as Int"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SafetensorsDecode, RejectsHeaderThatIsNotAnObject) {
   expect_rejected(make_file("[1,2]", ""), {"header is not a JSON object"});
   expect_rejected(make_file("\"x\"", ""), {"header is not a JSON object"});

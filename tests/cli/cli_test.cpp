@@ -325,6 +325,39 @@ TEST_F(CliTest, AnOutputFolderThatCannotBeMadeStopsBeforeTraining) {
   EXPECT_TRUE(fs::exists(dir_ / "new" / "parent" / "out" / "model.safetensors"));
 }
 
+TEST_F(CliTest, OutOfRangeFlagsAndAnEmptyTestSetAreRefused) {
+  ASSERT_EQ(finetune("out", "run", 1).code, kExitOk);
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"generate", "--model", path("out"), "--prompt", "hi", "--temperature", "nan"},
+           {"generate", "--model", path("out"), "--prompt", "hi", "--top-k", "-1"},
+           {"generate", "--model", path("out"), "--prompt", "hi", "--max-new-tokens", "-1"},
+           {"fisher", "--model", path("out"), "--data", path("small.jsonl"), "--samples", "-1"},
+           {"buffer", "resize", "18446744073709551616", "--workspace", path("ws")},
+           {"finetune", "--model", kPreset, "--train", path("small.jsonl"), "--out", path("x"), "--lr", "inf"},
+           {"finetune", "--model", kPreset, "--train", path("small.jsonl"), "--out", path("x"), "--grad-accum",
+            "1000000000"}}) {
+    const auto r = run(args, "bounds");
+    EXPECT_EQ(r.code, kExitUsage) << args[0] << " " << args.back() << ": " << r.describe();
+  }
+  write_text(dir_ / "empty.jsonl", "");
+  const auto r = run({"eval", "--model", path("out"), "--test", path("empty.jsonl")}, "empty");
+  EXPECT_EQ(r.code, kExitData) << r.describe();
+  EXPECT_NE(r.err.find("no examples"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, MistypedCommandsAndFlagsGetADidYouMean) {
+  CliResult r = run({"trian", "--config", "x.json"}, "trian");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("unknown command \"trian\"; did you mean \"train\"?"), std::string::npos) << r.err;
+  r = run({"train", "--replay", "0.3", "--config", "x.json"}, "replay");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("retain train: unknown flag --replay; did you mean --replay-ratio?"), std::string::npos) << r.err;
+  r = run({"registry", "lisst"}, "lisst");
+  EXPECT_NE(r.err.find("did you mean \"list\"?"), std::string::npos) << r.err;
+  r = run({"finetune", "--max-step", "3"}, "max-step");
+  EXPECT_NE(r.err.find("did you mean --max-steps?"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, Bf16OnCpuIsAUsageError) {
   const auto r = finetune("out", "run", 5, {"--precision", "bf16"});
   EXPECT_EQ(r.code, kExitUsage) << r.describe();

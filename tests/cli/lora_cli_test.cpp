@@ -305,6 +305,48 @@ TEST_F(LoraCli, AResumedRoundWhoseProductionWasReplacedStaysACandidate) {
   EXPECT_EQ(Registry(ws.db()).production()->model_id, newer);
 }
 
+TEST_F(LoraCli, ModelCommandsTakeAVersionIdOrProduction) {
+  ASSERT_EQ(lora_round(path("ws"), "round").code, kExitOk);  // production: support-v2, an adapter
+  const std::vector<std::string> ws = {"--workspace", path("ws")};
+  auto with_ws = [&](std::vector<std::string> args) {
+    args.insert(args.end(), ws.begin(), ws.end());
+    return args;
+  };
+  CliResult r = run(with_ws({"eval", "--model", "production", "--test", path("old-test.jsonl"), "--no-exact-match"}),
+                    "eval-production");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_NE(r.out.find("versions/support-v2"), std::string::npos) << r.out;
+  r = run(with_ws({"generate", "--model", "support-v1", "--prompt", "hi", "--max-new-tokens", "2"}), "generate-id");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  r = run(with_ws({"data", "validate", path("old.jsonl"), "--model", "production"}), "validate-production");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  write_text(dir_ / "ids.txt", "[1, 2, 3]\n");
+  r = cli_test::run_cli(with_ws({"logits", "--model", "support-v1", "--out", path("l.safetensors")}), dir_, "logits",
+                        dir_ / "ids.txt");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  r = run(with_ws({"eval", "--model", "support-v9", "--test", path("old-test.jsonl")}), "eval-unknown");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("nor a version in the workspace"), std::string::npos) << r.err;
+}
+
+TEST_F(LoraCli, PathsInAConfigAreRelativeToItsFolder) {
+  fs::create_directories(dir_ / "cfg");
+  json round = json::parse(read_text(dir_ / "round.json"));
+  round["gate"]["test_sets"] = {{"old", "../old-test.jsonl"}, {"new", "../new-test.jsonl"}};
+  write_text(dir_ / "cfg" / "round.json", round.dump());
+  // The commands run in dir_, where "../old-test.jsonl" would be outside it.
+  CliResult r = run({"train", "--config", "cfg/round.json", "--data", "new.jsonl", "--workspace", "ws", "--json"},
+                    "relative-round");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json job = {{"model", "../base"}, {"train", "../new.jsonl"}, {"out", "../tuned"}, {"max_steps", 1},
+                    {"batch_size", 4}, {"threads", 1}};
+  write_text(dir_ / "cfg" / "job.json", job.dump());
+  r = run({"finetune", "--config", "cfg/job.json", "--run-dir", "run-relative"}, "relative-job");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_TRUE(fs::exists(dir_ / "tuned" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir_ / "run-relative" / "job.json"));  // a flag stays relative to the working directory
+}
+
 TEST_F(LoraCli, FinetuneWritesAnAdapterOverItsModel) {
   CliResult r = run({"finetune", "--model", path("base"), "--train", path("new.jsonl"), "--out", path("tuned"),
                      "--max-steps", "2", "--batch-size", "4", "--threads", "1", "--lora-rank", "2", "--lora-alpha", "4",

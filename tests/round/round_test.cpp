@@ -2,12 +2,14 @@
 // registered and promoted with its Fisher; a round that fails is marked failed and leaves the
 // registry and the buffer as they were; a LoRA round on a LoRA production keeps the lineage's
 // base; λ lives in the EWC section alone.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
 
+#include "retain/checkpoint.h"
 #include "retain/errors.h"
 #include "retain/family.h"
 #include "retain/fisher_job.h"
@@ -138,6 +140,17 @@ TEST_F(RoundInProcess, LoraRoundsKeepTheLineagesBase) {
   EXPECT_EQ(registry.get(merged.model_id).adapter_base_model_id, "");
 }
 
+TEST_F(RoundInProcess, AMissingProductionFolderIsNamedAsSuch) {
+  fs::rename(fs::path(tmp / "ws") / "versions" / "support-v1", tmp / "elsewhere");
+  try {
+    run_round(config(), options());
+    ADD_FAILURE() << "a round ran without its base's folder";
+  } catch (const RegistryError& e) {
+    EXPECT_NE(std::string(e.what()).find("support-v1 is registered but its folder"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(fs::path(tmp / "ws") / "runs") && !fs::is_empty(fs::path(tmp / "ws") / "runs"));
+}
+
 TEST_F(RoundInProcess, TrainingEwcLambdaIsRefusedInARound) {
   try {
     config({{"training", {{"ewc_lambda", 3.0}}}});
@@ -145,6 +158,27 @@ TEST_F(RoundInProcess, TrainingEwcLambdaIsRefusedInARound) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("ewc.lambda"), std::string::npos) << e.what();
   }
+}
+
+TEST(ImportVersion, RefusesNonFiniteWeightsAndWritesNothing) {
+  TempDir tmp;
+  load_family_model((kSource / "models" / "gpt-tiny").string(), 3)->save(tmp / "base", false, nlohmann::json());
+  auto weights = load_safetensors(tmp / "base/model.safetensors");
+  weights.tensors.at("h.0.attn.c_attn.weight")[0][0] = std::nan("");
+  save_safetensors(tmp / "base/model.safetensors", weights.tensors, weights.metadata);
+  Workspace ws = Workspace::init(tmp / "ws");
+  ImportOptions io;
+  io.source_dir = tmp / "base";
+  io.model_id = "nan-v1";
+  try {
+    import_version(ws, io);
+    ADD_FAILURE() << "a NaN base was imported";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("h.0.attn.c_attn.weight holds non-finite values"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(Registry(ws.db()).list().empty());
+  EXPECT_FALSE(fs::exists(fs::path(tmp / "ws") / "versions" / "nan-v1"));
 }
 
 }  // namespace

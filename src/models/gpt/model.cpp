@@ -16,12 +16,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int64_t positive_int(const nlohmann::json& j, const char* key, int64_t fallback,
-                     const std::string& what) {
+// A positive integer at most `max` (sizes bounded by what any real checkpoint has).
+int64_t positive_int(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& what,
+                     int64_t max = int64_t(1) << 20) {
   if (!j.contains(key)) return fallback;
   const auto& v = j.at(key);
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-    throw ConfigError(what + ": \"" + key + "\" must be a positive integer, got " + v.dump());
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > max)
+    throw ConfigError(what + ": \"" + key + "\" must be a positive integer of at most " + std::to_string(max) +
+                      ", got " + v.dump());
   return v.get<int64_t>();
 }
 
@@ -52,11 +54,11 @@ GptConfig GptConfig::from_json(const nlohmann::json& j, const std::string& what)
     throw ConfigError(what + ": unsupported model_type \"" + c.model_type +
                       "\"; this build knows gpt2 (family gpt)");
   c.model_type = "gpt2";
-  c.vocab_size = positive_int(j, "vocab_size", c.vocab_size, what);
-  c.n_positions = positive_int(j, "n_positions", c.n_positions, what);
-  c.n_embd = positive_int(j, "n_embd", c.n_embd, what);
-  c.n_layer = positive_int(j, "n_layer", c.n_layer, what);
-  c.n_head = positive_int(j, "n_head", c.n_head, what);
+  c.vocab_size = positive_int(j, "vocab_size", c.vocab_size, what, int64_t(1) << 24);
+  c.n_positions = positive_int(j, "n_positions", c.n_positions, what, int64_t(1) << 24);
+  c.n_embd = positive_int(j, "n_embd", c.n_embd, what, int64_t(1) << 16);
+  c.n_layer = positive_int(j, "n_layer", c.n_layer, what, 4096);
+  c.n_head = positive_int(j, "n_head", c.n_head, what, 4096);
   if (j.contains("layer_norm_epsilon")) {
     const auto& v = j["layer_norm_epsilon"];
     if (!v.is_number() || v.get<double>() <= 0)
@@ -213,11 +215,32 @@ LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
     throw CheckpointError(config_path + ": vocab_size " + std::to_string(loaded.config.vocab_size) +
                           " is smaller than the tokenizer's " +
                           std::to_string(loaded.tokenizer->vocab_size()));
+  const auto weights_path = (root / kWeightsFile).string();
+  const bool weights = fs::exists(weights_path);
+  // The weights are read and compared with the config before the model is built, so that a config
+  // asking for more than the weights hold allocates nothing.
+  const TensorMap tensors = weights ? load_safetensors(weights_path).tensors : TensorMap{};
+  if (weights) {
+    const GptConfig& c = loaded.config;
+    auto expect = [&](const std::string& name, std::vector<int64_t> shape) {
+      const auto it = tensors.find(name);
+      if (it == tensors.end())
+        throw CheckpointError(weights_path + ": missing parameter " + name + " (" + config_path + " asks for it)");
+      if (it->second.sizes().vec() != shape)
+        throw CheckpointError(weights_path + ": parameter " + name + " has shape " + c10::str(it->second.sizes()) +
+                              ", " + config_path + " asks for " + c10::str(c10::IntArrayRef(shape)));
+    };
+    expect("wte.weight", {c.vocab_size, c.n_embd});
+    expect("wpe.weight", {c.n_positions, c.n_embd});
+    expect("h." + std::to_string(c.n_layer - 1) + ".ln_1.weight", {c.n_embd});
+    if (tensors.count("h." + std::to_string(c.n_layer) + ".ln_1.weight"))
+      throw CheckpointError(weights_path + ": holds more blocks than n_layer " + std::to_string(c.n_layer) + " (" +
+                            config_path + ")");
+  }
   torch::manual_seed(init_seed);
   loaded.model = Gpt(loaded.config);
-  const auto weights_path = (root / kWeightsFile).string();
-  if (!fs::exists(weights_path)) return loaded;
-  load_parameters(*loaded.model, load_safetensors(weights_path).tensors, weights_path);
+  if (!weights) return loaded;
+  load_parameters(*loaded.model, tensors, weights_path);
   loaded.has_weights = true;
   return loaded;
 }

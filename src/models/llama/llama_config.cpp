@@ -16,10 +16,13 @@ struct Reader {
   [[noreturn]] void fail(const std::string& key, const std::string& rule) const {
     throw ConfigError(what + ": \"" + key + "\" " + rule + (j.contains(key) ? ", got " + j.at(key).dump() : ""));
   }
-  int64_t positive(const char* key, int64_t fallback) const {
+  // A positive integer, at most `max` (sizes bounded by what any real checkpoint has, so that a
+  // typo cannot ask for terabytes).
+  int64_t positive(const char* key, int64_t fallback, int64_t max = int64_t(1) << 20) const {
     if (!has(key)) return fallback;
     const auto& v = j.at(key);
     if (!v.is_number_integer() || v.get<int64_t>() <= 0) fail(key, "must be a positive integer");
+    if (v.get<int64_t>() > max) fail(key, "must be at most " + std::to_string(max));
     return v.get<int64_t>();
   }
   double number(const char* key, double fallback) const {
@@ -84,15 +87,16 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& w
     r.fail("model_type", "is not one of the Llama family's llama, qwen2, qwen3, mistral");
   // Hugging Face's config-class defaults.
   const bool qwen = t == "qwen2" || t == "qwen3";
-  c.vocab_size = r.positive("vocab_size", qwen ? 151936 : 32000);
+  c.vocab_size = r.positive("vocab_size", qwen ? 151936 : 32000, int64_t(1) << 24);
   c.hidden_size = r.positive("hidden_size", 4096);
   c.intermediate_size = r.positive("intermediate_size", t == "llama" ? 11008 : t == "mistral" ? 14336 : 22016);
-  c.num_hidden_layers = r.positive("num_hidden_layers", 32);
+  c.num_hidden_layers = r.positive("num_hidden_layers", 32, 4096);
   c.num_attention_heads = r.positive("num_attention_heads", 32);
   c.num_key_value_heads = r.positive("num_key_value_heads", t == "mistral" ? 8 : c.num_attention_heads);
   const int64_t default_head_dim = t == "qwen3" ? 128 : c.hidden_size / c.num_attention_heads;
   c.head_dim = r.positive("head_dim", default_head_dim);
-  c.max_position_embeddings = r.positive("max_position_embeddings", t == "llama" ? 2048 : t == "mistral" ? 131072 : 32768);
+  c.max_position_embeddings =
+      r.positive("max_position_embeddings", t == "llama" ? 2048 : t == "mistral" ? 131072 : 32768, int64_t(1) << 24);
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
   c.tie_word_embeddings = r.flag("tie_word_embeddings", false);
   const bool attention_bias = r.flag("attention_bias", false);

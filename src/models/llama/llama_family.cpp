@@ -139,11 +139,14 @@ struct LoadedLlama {
   LoadedLlama(const std::string& dir, uint64_t seed) : config(read_config(dir)) {
     tokenizer = read_tokenizer(dir, config, false);
     files = read_tokenizer_files(dir);
+    stored = dtype_named(config.dtype);
+    const bool weights = fs::exists(fs::path(dir) / kWeightsFile) || fs::exists(fs::path(dir) / kIndexFile);
+    // The weights are checked against the config before the model is built: a config that asks
+    // for more layers or a larger vocabulary than the weights have allocates nothing.
+    Weights w = weights ? read_weights(dir, config) : Weights{};
     torch::manual_seed(seed);
     model = Llama(config);
-    stored = dtype_named(config.dtype);
-    if (!fs::exists(fs::path(dir) / kWeightsFile) && !fs::exists(fs::path(dir) / kIndexFile)) return;
-    Weights w = read_weights(dir, config);
+    if (!weights) return;
     stored = w.dtype;
     TensorMap fp32;
     for (auto& [name, t] : w.tensors) fp32[name] = t.to(torch::kFloat);  // fp32 master weights
