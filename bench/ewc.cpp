@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--model")) model_dir = argv[i + 1];
     else if (!std::strcmp(argv[i], "--device")) device = parse_device(argv[i + 1]);
   }
+  if (examples < 8 || seq < 2) {  // the penalty's step trains on examples 0–7
+    std::fprintf(stderr, "ewc: --examples must be at least 8 and --seq at least 2\n");
+    return 2;
+  }
   torch::set_num_threads(threads);
   auto loaded = load_model_dir(model_dir, 0);
   auto& model = loaded.model;
