@@ -27,6 +27,8 @@ struct TrainerState {
   int64_t skipped_updates = 0;  // non-finite updates skipped so far
   int64_t nonfinite_run = 0;    // current run of consecutive skipped updates
   int64_t world_size = 1;       // data-parallel ranks: the data position counts global batches
+  int64_t threads = 0;          // CPU threads the run trained with (a resume keeps them: CPU
+                                // reductions sum in another order with another count); 0: unknown
 };
 
 // Writes checkpoints/step-<state.step>/ atomically, then deletes all but the newest `keep`

@@ -159,6 +159,9 @@ void reuse_host_memory();
 // when they outnumber the free cores (bench/threads.py: 2 threads beside one busy process ran at
 // 0.20× of one thread), so the default takes what is free; on an idle 2-CPU machine, both (1.64×
 // of one, where LibTorch's own default of the physical cores gave one). `--threads` overrides it.
+// The CLI sets it when a job gives no threads (the library keeps LibTorch's fixed default, so that
+// two runs of one config sum in the same order); data-parallel workers on one machine
+// (LOCAL_WORLD_SIZE) share the result.
 int default_threads();
 
 }  // namespace retain

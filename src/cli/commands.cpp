@@ -169,6 +169,10 @@ int Commands::finetune() {
     }
     if (overwrite_) j["overwrite"] = true;
     lora_flags_.apply(j);
+    if (!j.contains("threads") || j["threads"] == 0) {  // the CPUs free now, recorded in job.json
+      j["threads"] = default_threads();
+      log()->info("{} CPU thread(s) (the CPUs free now; --threads N to choose)", j["threads"].get<int>());
+    }
     result = run_finetune(FinetuneJob::from_json(j, config_path_.empty() ? "flags" : config_path_), hooks);
   }
   std::cout << "wrote " << result.out << " (" << result.summary.steps << " steps, run " << result.run_dir << ")";

@@ -150,6 +150,11 @@ int RoundCommands::train() {
     if (!name_.empty()) j["name"] = name_;
     lora_flags_.apply(j);
     apply_overrides(j, overrides_);
+    if (!j.contains("training") || !j["training"].is_object()) j["training"] = nlohmann::json::object();
+    if (!j["training"].contains("threads") || j["training"]["threads"] == 0) {  // the CPUs free now
+      j["training"]["threads"] = default_threads();
+      log()->info("{} CPU thread(s) (the CPUs free now; --threads N to choose)", j["training"]["threads"].get<int>());
+    }
     const RoundConfig config = RoundConfig::from_json(j, config_path_);
     options.data = data_;
     options.base = base_;

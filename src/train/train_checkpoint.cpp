@@ -69,7 +69,8 @@ void save_train_checkpoint(const std::string& run_dir, const TrainerState& state
                                {"adam_steps", optimizer.steps()},
                                {"skipped_updates", state.skipped_updates},
                                {"nonfinite_run", state.nonfinite_run},
-                               {"world_size", state.world_size}};
+                               {"world_size", state.world_size},
+                               {"threads", state.threads}};
   write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), meta.dump(2) + "\n");
   write_file_atomic((fs::path(tmp) / kComplete).string(), "");
   commit_directory(tmp, final_dir.string(), /*replace=*/true);
@@ -103,6 +104,7 @@ TrainerState load_train_checkpoint(const std::string& dir, torch::nn::Module& mo
     state.skipped_updates = meta.at("skipped_updates").get<int64_t>();
     state.nonfinite_run = meta.at("nonfinite_run").get<int64_t>();
     state.world_size = meta.value("world_size", int64_t{1});  // absent before data-parallel runs
+    state.threads = meta.value("threads", int64_t{0});        // absent before the default followed the load
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(meta_path + ": " + e.what());
   }

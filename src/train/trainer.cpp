@@ -20,6 +20,7 @@
 #include "retain/batch.h"
 #include "retain/distributed.h"
 #include "retain/errors.h"
+#include "retain/fileio.h"
 #include "retain/log.h"
 #include "retain/optimizer.h"
 #include "retain/train_checkpoint.h"
@@ -67,7 +68,9 @@ int default_threads() {
   if (total1 <= total0) return std::max(1, torch::get_num_threads());
   const double busy_cores = cores * double(busy1 - busy0) / double(total1 - total0);
   const int idle = int(std::floor(cores - busy_cores + 0.25));  // a core three-quarters free counts
-  return std::clamp(idle, 1, cores);
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const int workers = local != nullptr ? std::max(1, std::atoi(local)) : 1;
+  return std::max(1, std::clamp(idle, 1, cores) / workers);
 }
 
 namespace {
@@ -167,16 +170,21 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
   const auto first = model.parameters();
   if (first.empty()) throw TrainingError("the model has no parameters");
   const torch::Device device = first.front().device();  // cuda:<local rank> in a data-parallel job
-  if (config.threads > 0) {
-    torch::set_num_threads(config.threads);
+  // A resume trains with the run's own thread count, so that it stays bit-identical on CPU.
+  int64_t resumed_threads = 0;
+  if (config.threads == 0 && resume && !latest_checkpoint(run_dir).empty()) {
+    const std::string meta = (fs::path(latest_checkpoint(run_dir)) / "trainer_state.json").string();
+    try {
+      resumed_threads = nlohmann::json::parse(read_file(meta)).value("threads", int64_t{0});
+    } catch (const std::exception&) {
+      resumed_threads = 0;  // load_train_checkpoint below reports a damaged file
+    }
+  }
+  int64_t threads_used = config.threads > 0 ? config.threads : resumed_threads;
+  if (threads_used > 0) {
+    torch::set_num_threads(int(threads_used));
   } else {
-    // Data-parallel workers on this machine (LOCAL_WORLD_SIZE: --nproc and torchrun set it) share
-    // its free cores.
-    const char* local = std::getenv("LOCAL_WORLD_SIZE");
-    const int workers = hooks.collective && local != nullptr ? std::max(1, std::atoi(local)) : 1;
-    const int threads = std::max(1, default_threads() / workers);
-    torch::set_num_threads(threads);
-    log()->info("{} CPU thread(s) (cores free now; --threads N to choose)", threads);
+    threads_used = torch::get_num_threads();  // LibTorch's default; the CLI picks the free CPUs
   }
   if (device.is_cuda()) set_tf32(config.tf32);
   reuse_host_memory();
@@ -199,6 +207,7 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
 
   TrainerState state;
   state.world_size = world;
+  state.threads = threads_used;
   TrainSummary summary;
   // Dropout: each rank its own masks. A resume restores rank 0's generator from the checkpoint; the
   // other ranks reseed from the step (their masks then differ from an uninterrupted run's).
@@ -210,6 +219,7 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
       throw CheckpointError(run_dir + ": no complete checkpoint to resume from (checkpoints/step-N "
                             "with a COMPLETE marker)");
     state = load_train_checkpoint(dir, model, optimizer);
+    state.threads = threads_used;
     if (state.world_size != world)
       throw CheckpointError(dir + ": written by a run of " + std::to_string(state.world_size) +
                             " data-parallel worker(s); resume it with " + std::to_string(state.world_size) +
