@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 namespace retain::cli_test {
 
 namespace fs = std::filesystem;
@@ -51,6 +53,16 @@ inline void write_head(const fs::path& from, const fs::path& to, int n) {
   std::string line;
   for (int i = 0; i < n && std::getline(in, line); ++i) out << line << '\n';
   if (!out) throw std::runtime_error("cannot write " + to.string());
+}
+
+// A fresh, empty folder in the temporary directory named after `prefix`, the running test and the
+// process (so that runs from several build folders cannot collide).
+inline fs::path fresh_test_dir(const std::string& prefix) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path dir = fs::temp_directory_path() / (prefix + "_" + info->name() + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
 }
 
 // The bundled support data, cut small for end-to-end tests: old.jsonl (24 release-1 conversations),

@@ -107,9 +107,11 @@ struct AdapterFiles {
   LoraConfig config;  // r, lora_alpha, lora_dropout, target_modules of adapter_config.json
   TensorMap tensors;  // lora_A / lora_B weights by retain name
 };
-// Reads adapter_config.json and adapter_model.safetensors of `dir` (CheckpointError naming the
-// file and key: peft_type other than LORA, bias other than "none", DoRA, rsLoRA, per-module ranks,
-// tensors that are not lora_A / lora_B weights of the layout's prefix).
+// Reads adapter_config.json of `dir` (CheckpointError naming the file and key: peft_type other
+// than LORA, bias other than "none", DoRA, rsLoRA, per-module ranks, modules_to_save).
+LoraConfig read_adapter_config(const std::string& dir, const LoraLayout& layout);
+// read_adapter_config and adapter_model.safetensors (CheckpointError for tensors that are not
+// lora_A / lora_B weights of the layout's prefix, not float, or not finite).
 AdapterFiles read_adapter_files(const std::string& dir, const LoraLayout& layout);
 // Copies `files`' tensors into the adapters of `root` (which must carry the same modules and
 // shapes: CheckpointError naming `what` and the parameter otherwise).

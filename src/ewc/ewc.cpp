@@ -51,7 +51,7 @@ EwcPenalty::EwcPenalty(torch::nn::Module& model, const EwcState& state, double l
 
 namespace {
 
-void add_to_grad(torch::Tensor& param, const torch::Tensor& g, double alpha) {
+void add_to_grad(const torch::Tensor& param, const torch::Tensor& g, double alpha) {
   auto& grad = param.mutable_grad();
   if (grad.defined()) grad.add_(g, alpha);
   else grad = g * alpha;
@@ -66,13 +66,13 @@ torch::Tensor EwcPenalty::add_gradient() const {
     auto term = torch::dot(weighted.view(-1), diff.view(-1));
     total = total.defined() ? total.add_(term) : term;
   };
-  for (auto t : terms_) {
+  for (const auto& t : terms_) {
     auto diff = t.param - t.anchor;
     auto weighted = t.fisher * diff;  // F (θ − θ*)
     add_to_grad(t.param, weighted, lambda_);
     add_term(weighted, diff);
   }
-  for (auto t : adapted_) {
+  for (const auto& t : adapted_) {
     // θ = W + s·B·A: D = θ − θ*, and with G = F ⊙ D, ∂/∂B = λ s G Aᵀ and ∂/∂A = λ s Bᵀ G.
     auto diff = (t.weight - t.anchor).add_(torch::matmul(t.b, t.a), t.scale);
     auto weighted = t.fisher * diff;

@@ -31,7 +31,7 @@ FisherSubject load_subject(const FisherJob& job) {
   if (s.data->size() == 0) throw DataError(job.data + ": no examples");
   // A LoRA adapter directory: the Fisher of its adapter parameters (what its rounds anchor).
   LoraConfig lora;
-  if (is_adapter_dir(job.model_dir)) lora = read_adapter_files(job.model_dir, lora_layout_of(family, job.model_dir)).config;
+  if (is_adapter_dir(job.model_dir)) lora = read_adapter_config(job.model_dir, lora_layout_of(family, job.model_dir));
   s.model = load_trainable_model(job.model_dir, 0, lora, job.model_dir).model;
   return s;
 }

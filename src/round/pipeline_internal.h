@@ -45,7 +45,6 @@ struct RoundModel {
   std::unique_ptr<Examples> mix, no_valid;
   std::vector<int> strata;  // per mix example: 0 new, 1 replayed
   std::unique_ptr<TrainTask> task;
-  std::string adapter_base;  // LoRA: the frozen base directory under the adapter ("" for full rounds)
 
   torch::nn::Module& module() { return model->module(); }
   void set_mix(const Examples& fresh, const Examples& replayed, int64_t max_seq_len);

@@ -22,7 +22,6 @@ std::unique_ptr<RoundModel> load_round_model(const std::string& dir, uint64_t se
   auto round = std::make_unique<RoundModel>();
   round->family = loaded.family;
   round->model = std::move(loaded.model);
-  round->adapter_base = loaded.adapter_base;
   return round;
 }
 

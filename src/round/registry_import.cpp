@@ -66,9 +66,10 @@ void check_adapter_source(const std::string& dir, const VersionRecord& base, con
     throw RegistryError("--base " + base.model_id + " is itself a LoRA version; give the full version it applies to (" +
                         base.adapter_base_model_id + ")");
   const ModelFamily& family = family_of(base_dir);
-  const AdapterFiles files = read_adapter_files(dir, lora_layout_of(family, dir));
+  const LoraLayout layout = lora_layout_of(family, dir);
+  const AdapterFiles files = read_adapter_files(dir, layout);
   auto model = family.load(base_dir, 0);
-  attach_lora(model->module(), files.config, lora_layout_of(family, dir), 0,
+  attach_lora(model->module(), files.config, layout, 0,
               (fs::path(dir) / kAdapterConfigFile).string());
   load_adapter(model->module(), files, dir);
   if (fs::exists(fs::path(dir) / kEwcFile)) load_ewc((fs::path(dir) / kEwcFile).string(), model->module());

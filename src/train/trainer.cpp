@@ -20,7 +20,6 @@
 #include "retain/batch.h"
 #include "retain/distributed.h"
 #include "retain/errors.h"
-#include "retain/fileio.h"
 #include "retain/log.h"
 #include "retain/optimizer.h"
 #include "retain/train_checkpoint.h"
@@ -170,22 +169,9 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
   const auto first = model.parameters();
   if (first.empty()) throw TrainingError("the model has no parameters");
   const torch::Device device = first.front().device();  // cuda:<local rank> in a data-parallel job
-  // A resume trains with the run's own thread count, so that it stays bit-identical on CPU.
-  int64_t resumed_threads = 0;
-  if (config.threads == 0 && resume && !latest_checkpoint(run_dir).empty()) {
-    const std::string meta = (fs::path(latest_checkpoint(run_dir)) / "trainer_state.json").string();
-    try {
-      resumed_threads = nlohmann::json::parse(read_file(meta)).value("threads", int64_t{0});
-    } catch (const std::exception&) {
-      resumed_threads = 0;  // load_train_checkpoint below reports a damaged file
-    }
-  }
-  int64_t threads_used = config.threads > 0 ? config.threads : resumed_threads;
-  if (threads_used > 0) {
-    torch::set_num_threads(int(threads_used));
-  } else {
-    threads_used = torch::get_num_threads();  // LibTorch's default; the CLI picks the free CPUs
-  }
+  // LibTorch's default when no count is given (the CLI picks the free CPUs); a resume takes the
+  // run's own count below.
+  if (config.threads > 0) torch::set_num_threads(config.threads);
   if (device.is_cuda()) set_tf32(config.tf32);
   reuse_host_memory();
   // Data parallel: every rank walks the same global batches (batch_size × world_size examples)
@@ -207,7 +193,6 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
 
   TrainerState state;
   state.world_size = world;
-  state.threads = threads_used;
   TrainSummary summary;
   // Dropout: each rank its own masks. A resume restores rank 0's generator from the checkpoint; the
   // other ranks reseed from the step (their masks then differ from an uninterrupted run's).
@@ -219,7 +204,9 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
       throw CheckpointError(run_dir + ": no complete checkpoint to resume from (checkpoints/step-N "
                             "with a COMPLETE marker)");
     state = load_train_checkpoint(dir, model, optimizer);
-    state.threads = threads_used;
+    // The run's own thread count, so that the resume stays bit-identical on CPU (reductions sum
+    // in another order with another count).
+    if (config.threads == 0 && state.threads > 0) torch::set_num_threads(int(state.threads));
     if (state.world_size != world)
       throw CheckpointError(dir + ": written by a run of " + std::to_string(state.world_size) +
                             " data-parallel worker(s); resume it with " + std::to_string(state.world_size) +
@@ -229,6 +216,7 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
     summary.resumed_from_step = state.step;
     log()->info("resumed from {} (step {}/{})", dir, state.step, total);
   }
+  state.threads = torch::get_num_threads();  // recorded in every checkpoint
   std::optional<MetricsWriter> metrics;  // rank 0 alone writes the run folder
   if (rank == 0) metrics.emplace((fs::path(run_dir) / "metrics.jsonl").string(), resume ? state.step : -1);
 

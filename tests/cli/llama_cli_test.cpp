@@ -28,10 +28,7 @@ const fs::path kSource = RETAIN_SOURCE_DIR;
 class LlamaCli : public testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("retain_llama_cli_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = cli_test::fresh_test_dir("retain_llama_cli");
     cli_test::write_support_sample(kSource, dir_);
   }
   void TearDown() override {

@@ -38,10 +38,7 @@ std::vector<std::string> files_in(const fs::path& dir) {
 class LoraCli : public testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("retain_lora_cli_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = cli_test::fresh_test_dir("retain_lora_cli");
     cli_test::write_support_sample(kSource, dir_);
     // A trained gpt base with its Fisher, registered with its data in the replay buffer.
     const std::string preset = (kSource / "models" / "gpt-tiny").string();

@@ -4,7 +4,6 @@
 // base; λ lives in the EWC section alone.
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
@@ -17,6 +16,7 @@
 #include "retain/registry.h"
 #include "retain/replay.h"
 #include "retain/workspace.h"
+#include "cli_util.h"
 #include "test_util.h"
 
 namespace retain {
@@ -27,21 +27,10 @@ using testing_util::TempDir;
 
 const fs::path kSource = RETAIN_SOURCE_DIR;
 
-void head(const fs::path& from, const std::string& to, int n) {
-  std::ifstream in(from);
-  std::ofstream out(to);
-  std::string line;
-  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
-}
-
 class RoundInProcess : public testing::Test {
  protected:
   void SetUp() override {
-    const fs::path data = kSource / "data" / "support";
-    head(data / "release1-train.jsonl", tmp / "old.jsonl", 24);
-    head(data / "release2-train.jsonl", tmp / "new.jsonl", 16);
-    head(data / "release1-test.jsonl", tmp / "old-test.jsonl", 6);
-    head(data / "release2-test.jsonl", tmp / "new-test.jsonl", 6);
+    cli_test::write_support_sample(kSource, tmp.path);
     // A base with weights and its Fisher, imported as production with its data in the buffer.
     load_family_model((kSource / "models" / "gpt-tiny").string(), 3)->save(tmp / "base", false, nlohmann::json());
     FisherJob fj;

@@ -118,7 +118,6 @@ LoraFactorImpl::LoraFactorImpl(int64_t out_features, int64_t in_features, double
 }
 
 torch::Tensor lora_branch(const torch::nn::Module& layer, const torch::Tensor& x) {
-  if (layer.children().empty()) return {};
   const Adapter ad = adapter_of(layer);
   if (ad.a == nullptr || ad.b == nullptr) return {};
   torch::Tensor in = x;
@@ -245,7 +244,7 @@ std::string adapter_base_dir(const std::string& dir) {
 
 std::string config_dir(const std::string& dir) { return is_adapter_dir(dir) ? adapter_base_dir(dir) : dir; }
 
-AdapterFiles read_adapter_files(const std::string& dir, const LoraLayout& layout) {
+LoraConfig read_adapter_config(const std::string& dir, const LoraLayout& layout) {
   const std::string cpath = (fs::path(dir) / kAdapterConfigFile).string();
   const nlohmann::json c = read_json_file(cpath);
   if (!c.is_object()) throw CheckpointError(cpath + ": must be a JSON object");
@@ -277,12 +276,16 @@ AdapterFiles read_adapter_files(const std::string& dir, const LoraLayout& layout
   if (c.contains("target_modules") && c["target_modules"].is_array()) section["target_modules"] = c["target_modules"];
   else if (c.contains("target_modules") && !c["target_modules"].is_null())
     throw CheckpointError(cpath + ": \"target_modules\" must be a list of module names");
-  AdapterFiles files;
   try {
-    files.config = LoraConfig::from_json(section, cpath);
+    return LoraConfig::from_json(section, cpath);
   } catch (const ConfigError& e) {
     throw CheckpointError(e.what());
   }
+}
+
+AdapterFiles read_adapter_files(const std::string& dir, const LoraLayout& layout) {
+  AdapterFiles files;
+  files.config = read_adapter_config(dir, layout);
   const std::string wpath = (fs::path(dir) / kAdapterWeightsFile).string();
   if (!fs::is_regular_file(wpath)) throw CheckpointError(dir + ": no " + kAdapterWeightsFile);
   const std::string prefix = std::string(kPeftPrefix) + layout.hf_prefix;
