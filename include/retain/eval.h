@@ -24,13 +24,16 @@ struct LossStats {
 };
 
 // Runs under NoGradGuard in eval mode (restores the mode after). Batches of `batch_size` on the
-// model's device; sequences cut at the model's n_positions + 1 tokens.
-LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, int64_t batch_size);
+// model's device; sequences cut at the model's n_positions + 1 tokens. Logs its progress
+// (progress.h) as `label`.
+LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, int64_t batch_size,
+                        const std::string& label = "eval");
 
 struct EvalOptions {
   int64_t batch_size = 16;
   bool exact_match = true;        // generate replies greedily and compare with the references
   int64_t max_new_tokens = 128;   // per generated reply
+  std::string label = "eval";     // progress lines: "<label>" (loss), "<label> exact match" (generation)
 };
 
 struct EvalResult {

@@ -45,6 +45,7 @@ struct EvalSettings {
   int64_t batch_size = 16;
   int64_t max_new_tokens = 128;  // per generated reply
   bool generate = true;          // generate replies to measure exact_match (the slow part)
+  std::string label = "eval";    // what its progress lines are called ("eval <test set>")
 };
 
 // A model directory loaded on the CPU: its module and everything that depends on its family.

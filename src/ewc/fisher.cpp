@@ -9,6 +9,7 @@
 #include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/ewc.h"
+#include "retain/progress.h"
 #include "retain/random.h"
 
 namespace retain {
@@ -172,6 +173,7 @@ TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const Pe
       if (p.grad().defined()) fisher.at(n).add_(p.grad().to(torch::kFloat).pow(2), scale);
   };
   const Shard shard(options);
+  Progress progress("fisher", int64_t(idx.size()));
   if (options.estimator == FisherEstimator::kBatch) {
     int64_t batches = 0;
     for (size_t s = 0; s < idx.size(); s += options.batch_size, ++batches) {
@@ -180,6 +182,7 @@ TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const Pe
       zero();
       losses(chunk, false, gen).mean().backward();
       add(double(chunk.size()));  // B · (mean gradient)²
+      progress.update(int64_t(s + chunk.size()));
     }
     zero();
     shard.finish(fisher, std::max<int64_t>(1, batches));
@@ -191,6 +194,7 @@ TensorMap estimate_fisher_loop(torch::nn::Module& model, int64_t count, const Pe
         losses({idx[p]}, sample, gen).sum().backward();
         add(1.0 / repeats);
       }
+      progress.update(int64_t(p) + 1);
     }
     zero();
     shard.finish(fisher, std::max<int64_t>(1, int64_t(idx.size())));
@@ -211,6 +215,7 @@ TensorMap estimate_fisher_batched(torch::nn::Module& model, int64_t count, const
   const bool sample = options.estimator == FisherEstimator::kTrue;
   const int64_t repeats = sample ? std::max<int64_t>(1, options.samples_per_example) : 1;
   const Shard shard(options);
+  Progress progress("fisher", int64_t(idx.size()));
   for (size_t s = 0; s < idx.size(); s += options.batch_size) {
     if (!shard.mine(int64_t(s) / options.batch_size)) continue;
     std::vector<int64_t> chunk(idx.begin() + s, idx.begin() + std::min(idx.size(), s + options.batch_size));
@@ -225,6 +230,7 @@ TensorMap estimate_fisher_batched(torch::nn::Module& model, int64_t count, const
                                                /*create_graph=*/false, /*allow_unused=*/true);
       accumulate_captured(names, scope.records(), grads, fisher, 1.0 / repeats);
     }
+    progress.update(int64_t(s + chunk.size()));
   }
   for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
   shard.finish(fisher, int64_t(idx.size()));

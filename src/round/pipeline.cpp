@@ -151,6 +151,7 @@ EvalSettings eval_settings(const LoadedTestSet& t, const RoundConfig::Eval& eval
   s.batch_size = eval.batch_size;
   s.max_new_tokens = eval.max_new_tokens;
   s.generate = t.config->metric == "exact_match";  // generation is the slow part: only when judged on it
+  s.label = "eval " + t.config->name;
   return s;
 }
 

@@ -21,7 +21,9 @@
 #include "retain/distributed.h"
 #include "retain/errors.h"
 #include "retain/log.h"
+#include "retain/metrics_file.h"
 #include "retain/optimizer.h"
+#include "retain/progress.h"
 #include "retain/train_checkpoint.h"
 
 namespace retain {
@@ -148,14 +150,6 @@ class BatchStream {
   std::vector<std::vector<int64_t>> order_;
 };
 
-std::string format_duration(double s) {
-  char buf[32];
-  const int64_t t = std::llround(std::max(0.0, s));
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", long(t / 3600), long(t / 60 % 60));
-  else std::snprintf(buf, sizeof buf, "%ldm%02lds", long(t / 60), long(t % 60));
-  return buf;
-}
-
 }  // namespace
 
 
@@ -226,6 +220,7 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
   auto t_log = t_start;
   int64_t tokens_since_log = 0;
   const int64_t start_step = state.step;
+  Progress progress("train", total - start_step, "steps");  // the bar, and a line when steps are slow
 
   for (int64_t step = start_step; step <= total; ++step) {
     const bool last_step = step == total;
@@ -312,6 +307,7 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
     state.step = step + 1;
     summary.last_loss = loss_value;
     if (hooks.on_progress) hooks.on_progress(state.step, total);
+    progress.update(state.step - start_step);
 
     // Diagnostics.
     if (state.step % config.log_every == 0 || state.step == total) {
@@ -343,11 +339,23 @@ TrainSummary train(TrainTask& task, const TrainConfig& config, const std::string
                      {"grad_norm", s.grad_norm}, {"tokens_per_s", s.tokens_per_s},
                      {"skipped_updates", s.skipped_updates}, {"elapsed_s", s.elapsed_s}});
       if (hooks.on_step) hooks.on_step(s);
+      progress.logged();
       t_log = now;
       tokens_since_log = 0;
     }
   }
   model.eval();
+  if (metrics) {
+    // metrics.csv beside metrics.jsonl, rewritten whole and atomically from it: its header is the
+    // union of the records' keys, known only now, and a resumed run's rows are the JSONL's as kept.
+    // A convenience copy: failing to write it costs a warning, not the trained model.
+    const fs::path jsonl = fs::path(run_dir) / "metrics.jsonl";
+    try {
+      write_metrics_csv(jsonl.string(), (fs::path(run_dir) / "metrics.csv").string());
+    } catch (const Error& e) {
+      log()->warn("metrics.csv not written: {}", e.what());
+    }
+  }
   summary.steps = state.step;
   summary.skipped_updates = state.skipped_updates;
   // A job whose every update was skipped has trained nothing: it fails rather than save its input.

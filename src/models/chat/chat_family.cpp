@@ -74,6 +74,7 @@ Metrics ChatModel::evaluate(const Examples& set, const EvalSettings& settings) {
   options.batch_size = settings.batch_size;
   options.max_new_tokens = settings.max_new_tokens;
   options.exact_match = settings.generate;
+  options.label = settings.label;
   const EvalResult r = retain::evaluate(lm_, tokenizer_, as_chats(set).chats(), options);
   Metrics m = {{"loss", r.loss.loss},
                {"perplexity", r.loss.perplexity},

@@ -50,7 +50,7 @@ torch::Tensor ChatTask::loss_sum(const Batch& b) {
 
 std::optional<ValidLog> ChatTask::validate(int64_t batch_size) {
   if (valid_set_.empty()) return std::nullopt;
-  const auto stats = evaluate_loss(model_, valid_set_, batch_size);
+  const auto stats = evaluate_loss(model_, valid_set_, batch_size, "valid");
   return ValidLog{0, stats.loss, stats.perplexity, stats.token_accuracy};
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "retain/batch.h"
+#include "retain/progress.h"
 
 namespace retain {
 
@@ -22,7 +23,8 @@ class EvalModeGuard {
 
 }  // namespace
 
-LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, int64_t batch_size) {
+LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, int64_t batch_size,
+                        const std::string& label) {
   torch::NoGradGuard no_grad;
   EvalModeGuard mode(model.lm_module());
   const auto device = model.device();
@@ -30,6 +32,7 @@ LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, i
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
   LossStats stats;
+  Progress progress(label, int64_t(set.size()));
   for (size_t start = 0; start < set.size(); start += batch_size) {
     std::vector<int64_t> idx;
     for (size_t i = start; i < std::min(set.size(), start + batch_size); ++i) idx.push_back(i);
@@ -38,6 +41,7 @@ LossStats evaluate_loss(CausalLm& model, const std::vector<RenderedChat>& set, i
     loss_sum += masked_lm_loss_sum(logits, b.targets, b.mask).to(torch::kDouble);
     correct += ((logits.argmax(-1) == b.targets).to(torch::kFloat) * b.mask).sum().to(torch::kDouble);
     stats.trained_tokens += b.trained_tokens;
+    progress.update(int64_t(start + idx.size()));
   }
   stats.examples = set.size();
   if (stats.trained_tokens > 0) {
@@ -54,15 +58,17 @@ EvalResult evaluate(CausalLm& model, const Tokenizer& tokenizer, const std::vect
   std::vector<RenderedChat> rendered;
   rendered.reserve(examples.size());
   for (const auto& ex : examples) rendered.push_back(tokenizer.render(ex));
-  result.loss = evaluate_loss(model, rendered, options.batch_size);
+  result.loss = evaluate_loss(model, rendered, options.batch_size, options.label);
   if (!options.exact_match) return result;
   GenerateOptions gen;
   gen.max_new_tokens = options.max_new_tokens;
   gen.stop_tokens = tokenizer.stop_tokens();  // the template's end of turn and generation_config's eos
   int64_t matches = 0;
+  Progress progress(options.label + " exact match", int64_t(examples.size()));
   for (const auto& ex : examples) {
     const auto reply = tokenizer.decode(generate(model, tokenizer.render_prompt(ex), gen));
     matches += reply == Tokenizer::reference_reply(ex);
+    progress.add(1);
   }
   result.exact_match_examples = examples.size();
   result.exact_match = examples.empty() ? 0.0 : double(matches) / examples.size();
