@@ -4,9 +4,11 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "retain/config.h"
+#include "retain/conversation.h"
 #include "retain/data.h"
 #include "retain/data_report.h"
 #include "retain/distributed.h"
@@ -24,6 +26,7 @@
 namespace retain::cli {
 
 Commands::Commands(CLI::App& app) {
+  use_typed_help(app);  // first: every subcommand, also those added after these, inherits it
   add_finetune(app);
   add_eval(app);
   add_generate(app);
@@ -49,7 +52,7 @@ void Commands::add_finetune(CLI::App& app) {
       {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out>"},
       {"ewc_state", "ewc.safetensors for the EWC penalty (default: <model>/ewc.safetensors when --ewc-lambda > 0)"}};
   for (const auto& [key, help] : paths)
-    f->add_option("--" + dashed(key), job_flags_[key], help);
+    f->add_option("--" + dashed(key), job_flags_[key], help)->type_name("PATH");
   // Defaults and types come from the job itself (FinetuneJob / TrainConfig), never from here.
   const nlohmann::json defaults = FinetuneJob{}.to_json();
   std::vector<std::string> keys = TrainConfig::keys();
@@ -81,8 +84,13 @@ void Commands::add_generate(CLI::App& app) {
   generate_ = app.add_subcommand("generate", "generate a reply (greedy, or sampled with temperature/top-k)");
   generate_->add_option("--model", model_, "model directory, version id, or production")->required();
   generate_->add_option("--workspace", workspace_, kWorkspaceHelp);
-  generate_->add_option("--prompt", prompt_, "the user's message")->required();
-  generate_->add_flag("--raw", raw_, "continue the prompt as plain text instead of answering it as a chat");
+  generate_->add_option("--prompt", prompt_, "the user's message (required without --chat)");
+  generate_->add_option("--system", system_, "a system message, rendered with the model's chat template");
+  generate_->add_flag("--chat", chat_, "a conversation: read user turns from stdin, one a line, and print each "
+                      "reply (the conversation so far is the prompt of each turn; --prompt is the first turn)");
+  generate_->add_flag("--raw", raw_, "continue the prompt as plain text instead of answering it as a chat")
+      ->excludes("--system")
+      ->excludes("--chat");
   generate_->add_option("--max-new-tokens", max_new_tokens_, "tokens to generate at most")
       ->check(bounded(1, 1 << 20))->capture_default_str();
   generate_->add_option("--temperature", temperature_, "0 = greedy")->check(bounded(0, 100))->capture_default_str();
@@ -136,6 +144,7 @@ void Commands::add_fisher(CLI::App& app) {
 int Commands::run() {
   // --model takes a directory, a version id, or `production` (of --workspace).
   if (!finetune_->parsed()) model_ = resolve_model(model_, workspace_);
+  if (eval_->parsed() || fisher_->parsed()) progress_bar_on_tty();
   if (finetune_->parsed()) return finetune();
   if (eval_->parsed()) return eval();
   if (generate_->parsed()) return generate();
@@ -149,7 +158,7 @@ int Commands::finetune() {
   if (DistEnv::from_env().rank != 0) log()->set_level(spdlog::level::warn);  // rank 0 reports
   FinetuneHooks hooks;
   hooks.on_run_started = [](const std::string& run_dir) { log_to_run_folder(run_dir + "/train.log"); };
-  if (progress_bar_on_tty()) hooks.train.on_progress = draw_progress;
+  progress_bar_on_tty();
   FinetuneResult result;
   if (!resume_.empty()) {
     for (const auto& [key, value] : job_flags_)
@@ -191,6 +200,7 @@ int Commands::eval() {
   settings.batch_size = batch_size_;
   settings.generate = !no_exact_match_;
   settings.max_new_tokens = max_new_tokens_;
+  settings.label = "eval " + std::filesystem::path(test_).filename().string();
   const Metrics m = model->evaluate(*examples, settings);
   if (json_) {
     nlohmann::json j = {{"model", model_}, {"test", test_}};
@@ -216,26 +226,37 @@ int Commands::eval() {
 }
 
 int Commands::generate() {
+  if (prompt_.empty() && !chat_) throw ConfigError("--prompt: required (or --chat to read turns from stdin)");
   const auto model = load_family_model(model_, seed_);
   ChatModel& chat_model = as_chat_model(*model, model_);
   const Tokenizer& tokenizer = chat_model.tokenizer();
+  if (!raw_ && !tokenizer.has_chat_template())
+    throw ConfigError(std::string(!system_.empty() ? "--system" : chat_ ? "--chat" : "--prompt") + ": the model " +
+                      model_ + " has no chat template (its tokenizer is " + tokenizer.type() +
+                      "); use --raw to continue plain text");
   model->module().to(parse_device(device_));
   GenerateOptions options;
   options.max_new_tokens = max_new_tokens_;
   options.temperature = temperature_;
   options.top_k = top_k_;
   options.seed = seed_;
-  std::vector<int64_t> prompt;
   if (raw_) {
-    prompt = tokenizer.encode(prompt_);
-  } else {
-    ChatExample chat;
-    chat.messages = {{Role::kUser, prompt_, 1}, {Role::kAssistant, "", 1}};
-    prompt = tokenizer.render_prompt(chat);
-    options.stop_tokens = tokenizer.stop_tokens();
+    const auto prompt = tokenizer.encode(prompt_);
+    if (prompt.empty()) throw ConfigError("--prompt: empty prompt");
+    std::cout << tokenizer.decode(retain::generate(chat_model.lm(), prompt, options)) << "\n";
+    return kExitOk;
   }
-  if (prompt.empty()) throw ConfigError("--prompt: empty prompt");
-  std::cout << tokenizer.decode(retain::generate(chat_model.lm(), prompt, options)) << "\n";
+  Conversation conversation(tokenizer, system_);
+  if (!prompt_.empty()) std::cout << conversation.reply(chat_model.lm(), prompt_, options) << std::endl;
+  if (!chat_) return kExitOk;
+  // One user turn a line; an empty line is skipped, end of input (Ctrl-D) ends the conversation.
+  const bool tty = isatty(STDIN_FILENO);
+  for (std::string line;;) {
+    if (tty) std::cerr << "> " << std::flush;
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    std::cout << conversation.reply(chat_model.lm(), line, options) << std::endl;
+  }
   return kExitOk;
 }
 

@@ -43,9 +43,9 @@ class Commands {
   bool overwrite_ = false;
   int nproc_ = 1;
   // eval / generate / data
-  std::string model_, test_, prompt_, device_ = "cpu", labels_, workspace_;
+  std::string model_, test_, prompt_, system_, device_ = "cpu", labels_, workspace_;
   std::vector<std::string> files_;
-  bool json_ = false, no_exact_match_ = false, raw_ = false;
+  bool json_ = false, no_exact_match_ = false, raw_ = false, chat_ = false;
   int64_t batch_size_ = 16, max_new_tokens_ = 128, top_k_ = 0, context_ = 0;
   uint64_t seed_ = 1234;
   double temperature_ = 0.0;

@@ -17,6 +17,7 @@
 #include "retain/registry.h"
 #include "retain/workspace.h"
 #include "retain/log.h"
+#include "retain/progress.h"
 
 namespace retain::cli {
 
@@ -54,15 +55,23 @@ nlohmann::json flag_value(const std::string& key, const std::string& text, const
   }
 }
 
-void draw_progress(int64_t step, int64_t total) {
+namespace {
+
+// One bar on stderr, redrawn in place: "eval old-faq [########......]  42% 210/500 examples eta 0m07s".
+void draw_bar(const ProgressState& s) {
   const int width = 30;
-  const int filled = total > 0 ? int(width * step / total) : width;
-  std::fprintf(stderr, "\r\033[K[%s%s] %3d%% %ld/%ld", std::string(filled, '#').c_str(),
-               std::string(width - filled, '.').c_str(), total > 0 ? int(100 * step / total) : 100,
-               long(step), long(total));
-  if (step == total) std::fputc('\n', stderr);
+  const int filled = s.total > 0 ? int(width * s.done / s.total) : width;
+  std::fprintf(stderr, "\r\033[K%s [%s%s] %3d%% %ld/%ld %s eta %s", s.label.c_str(),
+               std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+               s.total > 0 ? int(100 * s.done / s.total) : 100, long(s.done), long(s.total), s.unit.c_str(),
+               s.done > 0 ? format_duration(s.eta_s).c_str() : "?");
+  if (s.done >= s.total) std::fputc('\n', stderr);
   std::fflush(stderr);
 }
+
+}  // namespace
+
+void draw_progress(int64_t, int64_t) {}
 
 void log_to_run_folder(const std::string& path) {
   auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
@@ -73,6 +82,7 @@ void log_to_run_folder(const std::string& path) {
 bool progress_bar_on_tty() {
   if (!isatty(STDERR_FILENO)) return false;
   for (auto& sink : log()->sinks()) sink->set_pattern("\r\033[K%^%L%$ %H:%M:%S %v");
+  set_progress_bar(draw_bar);
   return true;
 }
 
@@ -104,7 +114,10 @@ const std::vector<std::pair<std::string, std::string>> kLoraFlags = {
 }  // namespace
 
 void LoraFlags::add_to(CLI::App& app) {
-  for (const auto& [key, help] : kLoraFlags) app.add_option("--lora-" + key, values["lora." + key], help);
+  const std::map<std::string, std::string> types = {{"rank", "INT"}, {"alpha", "FLOAT"}, {"dropout", "FLOAT"},
+                                                    {"targets", "LIST"}};
+  for (const auto& [key, help] : kLoraFlags)
+    app.add_option("--lora-" + key, values["lora." + key], help)->type_name(types.at(key));
 }
 
 bool LoraFlags::any() const { return !first_given().empty(); }
@@ -175,6 +188,43 @@ std::string resolve_model(const std::string& model, const std::string& workspace
   }
   return (std::filesystem::path(ws.dir()) / version->model_dir).string();
 }
+
+namespace {
+
+// Help that reads "--lr FLOAT  peak learning rate [default: 0.0003]". A flag stored as text (the
+// training keys, kept as typed until the config is merged) but whose default was written from the
+// config's JSON shows that JSON value's kind, so the kinds come from TrainConfig itself.
+class TypedHelp : public CLI::Formatter {
+ public:
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    if (!opt->get_option_text().empty()) return " " + opt->get_option_text();
+    if (opt->get_type_size() == 0) return "";
+    std::string out = " " + type_of(opt);
+    if (opt->get_expected_max() == CLI::detail::expected_max_vector_size) out += " ...";
+    if (opt->get_required()) out += " REQUIRED";
+    return out;
+  }
+  std::string make_option_desc(const CLI::Option* opt) const override {
+    const std::string& def = opt->get_default_str();
+    if (opt->get_type_size() == 0 || def.empty()) return opt->get_description();
+    return opt->get_description() + " [default: " + def + "]";
+  }
+
+ private:
+  static std::string type_of(const CLI::Option* opt) {
+    const std::string name = opt->get_type_name();
+    if (name != "TEXT" || opt->get_default_str().empty()) return name;
+    const auto def = nlohmann::json::parse(opt->get_default_str(), nullptr, /*allow_exceptions=*/false);
+    if (def.is_boolean()) return "BOOL";
+    if (def.is_number_integer() || def.is_number_unsigned()) return "INT";
+    if (def.is_number_float()) return "FLOAT";
+    return name;
+  }
+};
+
+}  // namespace
+
+void use_typed_help(CLI::App& app) { app.formatter(std::make_shared<TypedHelp>()); }
 
 std::string usage_hint(CLI::App& app, int argc, char** argv) {
   CLI::App* command = &app;

@@ -45,17 +45,23 @@ CLI::Validator bounded(double lo, double hi);
 // With `directories` false, `model` is looked up as a version only.
 std::string resolve_model(const std::string& model, const std::string& workspace_flag, bool directories = true);
 
+// Makes --help show each option's type and its default in effect ("--lr FLOAT … [default: 0.0003]");
+// call before adding subcommands, which inherit it.
+void use_typed_help(CLI::App& app);
+
 // For a command line CLI11 refused: "unknown command \"trian\"; did you mean \"train\"?" or
 // "retain train: unknown flag --replay; did you mean --replay-ratio?" ("" when nothing is close).
 std::string usage_hint(CLI::App& app, int argc, char** argv);
 
-// A one-line progress bar on stderr (for a TTY).
+// Does nothing: every long phase draws its bar through Progress (progress.h) once
+// progress_bar_on_tty() has installed it. Kept while round_commands.cpp still passes it as a hook.
 void draw_progress(int64_t step, int64_t total);
 
 // Adds a log sink writing to `path` (a run folder's train.log).
 void log_to_run_folder(const std::string& path);
 
-// When stderr is a terminal: log lines clear the progress bar first, and true is returned (draw it).
+// When stderr is a terminal: log lines clear the progress bar first, every long phase (training,
+// Fisher, evaluation, generation) draws its bar on stderr (set_progress_bar), and true is returned.
 bool progress_bar_on_tty();
 
 // This process's command line (/proc/self/exe, then the arguments) without --nproc and its value:

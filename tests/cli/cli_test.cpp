@@ -405,9 +405,9 @@ TEST_F(CliTest, FinetuneHelpListsFlagsWithDefaults) {
   while (std::getline(in, line))
     if (line.find("--max-steps") != std::string::npos) max_steps = line;
   ASSERT_FALSE(max_steps.empty()) << r.out;
-  // CLI11 shows a default as "=0" or "[0]", depending on its version.
-  EXPECT_TRUE(max_steps.find("=0 ") != std::string::npos || max_steps.find("[0]") != std::string::npos)
-      << max_steps;
+  // Its type and default, as TypedHelp (flags.cpp) writes them.
+  EXPECT_NE(max_steps.find("--max-steps INT"), std::string::npos) << max_steps;
+  EXPECT_NE(max_steps.find("[default: 0]"), std::string::npos) << max_steps;
 }
 
 }  // namespace
