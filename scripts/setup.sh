@@ -14,6 +14,7 @@ PACKAGES=(
   libgloo-dev                          # Gloo headers for c10d data-parallel training on CPU
   python3-torch                        # the Python twin of the benchmarks
   dataset-fashion-mnist                # retain bench continual (IDX files in /usr/share/datasets)
+  chromium                             # the report's headless-browser test (retain report)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -15,6 +15,7 @@
 #include "model_commands.h"
 #include "registry_commands.h"
 #include "replay_commands.h"
+#include "report_commands.h"
 #include "round_commands.h"
 #include "tokenize_commands.h"
 #include "retain/errors.h"
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   retain::cli::BenchCommands bench_commands(app);
   retain::cli::TokenizeCommands tokenize_commands(app);
   retain::cli::ModelCommands model_commands(app);
+  retain::cli::ReportCommands report_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     if (bench_commands.run(exit_code)) return exit_code;
     if (tokenize_commands.run(exit_code)) return exit_code;
     if (model_commands.run(exit_code)) return exit_code;
+    if (report_commands.run(exit_code)) return exit_code;
     return commands.run();
   } catch (const retain::ConfigError& e) {
     logger->error("error: {}", e.what());
