@@ -160,6 +160,18 @@ struct ImportResult {
 // locked by another job longer than lock_wait_s). On any failure nothing is left behind.
 ImportResult import_version(Workspace& workspace, const ImportOptions& options);
 
+// `retain registry rollback`: Registry::rollback, and the replay buffer back to what it held while
+// the version rolled back to was production. In one transaction: the examples the retired
+// version added (source = its id) are deleted and those its round's promotion evicted are put
+// back (ReplayBuffer::undo_commit). Examples added by hand (`replay add`) since stay. Throws
+// RegistryError as Registry::rollback does; nothing changes then.
+struct RollbackResult {
+  std::string model_id;  // production now
+  std::string retired;   // production before
+  int64_t replay_removed = 0, replay_restored = 0;
+};
+RollbackResult rollback_production(Workspace& workspace, const std::string& note = "");
+
 // `retain registry merge ID`: the LoRA version ID's adapter merged into its base, registered as a
 // full version `new_id` (a candidate, parent ID) so that a lineage can go on with full rounds.
 // Under the WorkspaceLock; the folder is written atomically and removed when registering fails.

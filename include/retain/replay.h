@@ -60,6 +60,11 @@ struct AddResult {
   int64_t size = 0;        // buffer size afterwards
 };
 
+struct UndoResult {
+  int64_t removed = 0;   // examples of the source deleted
+  int64_t restored = 0;  // evicted examples put back
+};
+
 struct SampleOptions {
   int64_t n = 0;
   uint64_t seed = 1234;
@@ -120,14 +125,20 @@ class ReplayBuffer {
   int64_t stage(const std::string& stage, const std::vector<ChatExample>& examples,
                 const AddOptions& options);
   int64_t stage_rows(const std::string& stage, const std::vector<ReplayRow>& rows, const AddOptions& options);
+  // commit_stage also keeps the rows its eviction removed (replay_evicted), for undo_commit.
   AddResult commit_stage(const std::string& stage);
+  // Undoes commit_stage(stage) whose rows came from `source` (a round's version): deletes every
+  // example of `source` and puts back the rows that commit evicted, with their ids and times, then
+  // evicts down to max_size if the buffer changed since; one transaction, or part of the caller's.
+  UndoResult undo_commit(const std::string& stage, const std::string& source);
   int64_t discard_stage(const std::string& stage);
   int64_t staged_count(const std::string& stage);
   // The ids of every stage holding examples, sorted.
   std::vector<std::string> stages();
 
  private:
-  int64_t evict_to(int64_t max_size);
+  // Evicts down to max_size; with a `journal` stage, keeps the evicted rows under it.
+  int64_t evict_to(int64_t max_size, const std::string& journal = "");
   AddResult add_prepared(const std::function<bool(ReplayRow&)>& next, const AddOptions& options);
   Database& db_;
 };

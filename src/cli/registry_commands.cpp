@@ -224,7 +224,7 @@ int RegistryCommands::merge() {
 }
 
 int RegistryCommands::list() {
-  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_), Workspace::reading());
   const auto records = Registry(ws.db()).list();
   if (json_) std::cout << versions_json(records).dump(2) << "\n";
   else if (records.empty()) std::printf("no versions yet; register one with `retain import DIR --name ID`\n");
@@ -233,7 +233,7 @@ int RegistryCommands::list() {
 }
 
 int RegistryCommands::show() {
-  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_), Workspace::reading());
   const VersionRecord r = Registry(ws.db()).get(model_id_);
   if (json_) {
     std::cout << r.to_json().dump(2) << "\n";
@@ -265,15 +265,16 @@ int RegistryCommands::promote() {
 
 int RegistryCommands::rollback() {
   Workspace ws = Workspace::open(Workspace::resolve(workspace_));
-  Registry registry(ws.db());
-  registry.rollback(note_);
-  const auto [now, before] = last_change(registry);
-  std::printf("rolled back: %s is production again (%s retired)\n", now.c_str(), before.c_str());
+  const RollbackResult r = rollback_production(ws, note_);
+  std::printf("rolled back: %s is production again (%s retired); replay buffer: %ld example(s) of %s removed, "
+              "%ld it evicted put back\n",
+              r.model_id.c_str(), r.retired.c_str(), long(r.replay_removed), r.retired.c_str(),
+              long(r.replay_restored));
   return kExitOk;
 }
 
 int RegistryCommands::lineage() {
-  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_), Workspace::reading());
   const auto chain = Registry(ws.db()).lineage(model_id_);
   if (json_) std::cout << versions_json(chain).dump(2) << "\n";
   else print_versions(chain);
@@ -281,7 +282,7 @@ int RegistryCommands::lineage() {
 }
 
 int RegistryCommands::history() {
-  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_), Workspace::reading());
   const auto entries = Registry(ws.db()).history();
   if (json_) {
     nlohmann::json out = nlohmann::json::array();

@@ -13,6 +13,8 @@
 //   replay_topic_sizes  histogram: how many topics have each count (for eviction and sampling
 //                       levels without reading every topic)
 //   replay_staged       examples waiting for their round to be promoted, keyed by stage id
+//   replay_evicted      (migration 5) rows a committed stage evicted, as they were stored, keyed by
+//                       the stage: what a rollback of that stage's version puts back
 //
 // Registry (migration 2). Written only by src/registry*.cpp:
 //   registry_state      one row: next_version, a counter that only grows (numbers never reused)
@@ -128,6 +130,20 @@ CREATE INDEX versions_adapter_base ON versions (adapter_base_model_id);
       // 3 -> 4: a failed run records its error.
       R"sql(
 ALTER TABLE runs ADD COLUMN error TEXT;
+)sql",
+      // 4 -> 5: what committing a round's examples evicted, so that a rollback can put it back.
+      R"sql(
+CREATE TABLE replay_evicted (
+  seq INTEGER PRIMARY KEY,
+  stage TEXT NOT NULL,
+  id INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  topic TEXT NOT NULL,
+  source TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  tokens INTEGER NOT NULL,
+  json TEXT NOT NULL);
+CREATE INDEX replay_evicted_stage ON replay_evicted (stage, seq);
 )sql",
   };
   return kMigrations;

@@ -130,7 +130,7 @@ AddResult ReplayBuffer::add_prepared(const std::function<bool(ReplayRow&)>& next
 // so that exactly max_size rows remain; topics at or below L are not touched. Within a topic the
 // oldest rows go first. Reads one histogram level per distinct count above L and one row per
 // topic that loses rows: O(evicted · log size). Runs inside the caller's transaction.
-int64_t ReplayBuffer::evict_to(int64_t max_size) {
+int64_t ReplayBuffer::evict_to(int64_t max_size, const std::string& journal) {
   const int64_t excess = size() - max_size;
   if (excess <= 0) return 0;
   // Walk count levels downwards until lowering the K walked topics to the next level would free
@@ -172,6 +172,9 @@ int64_t ReplayBuffer::evict_to(int64_t max_size) {
     }
   }
   auto oldest = db_.prepare("SELECT id FROM replay_examples WHERE topic = ? ORDER BY id LIMIT ?");
+  auto journal_row = db_.prepare(
+      "INSERT INTO replay_evicted (stage, id, hash, topic, source, added_at, tokens, json) "
+      "SELECT ?, id, hash, topic, source, added_at, tokens, json FROM replay_examples WHERE id = ?");
   detail::BufferWriter writer(db_);
   std::vector<int64_t> ids;
   int64_t evicted = 0;
@@ -180,7 +183,10 @@ int64_t ReplayBuffer::evict_to(int64_t max_size) {
     oldest.bind(1, topic).bind(2, rows);
     while (oldest.step()) ids.push_back(oldest.column_int(0));
     oldest.reset();
-    for (const int64_t id : ids) evicted += writer.erase(id) ? 1 : 0;
+    for (const int64_t id : ids) {
+      if (!journal.empty()) journal_row.bind(1, journal).bind(2, id).run();
+      evicted += writer.erase(id) ? 1 : 0;
+    }
   }
   writer.flush();
   if (evicted != excess) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -71,9 +72,11 @@ PreparedRow prepare_row(const ChatExample& example);
 class BufferWriter {
  public:
   explicit BufferWriter(Database& db);
-  // Inserts a row unless one with the same hash is stored. True when the row is new.
+  // Inserts a row unless one with the same hash is stored. True when the row is new. `id` and
+  // `added_at` (restoring a row as it was) default to a new id and now; `id` must be free.
   bool insert(const std::string& hash, const std::string& topic, const std::string& source,
-              int64_t tokens, const std::string& json);
+              int64_t tokens, const std::string& json, std::optional<int64_t> id = std::nullopt,
+              std::optional<int64_t> added_at = std::nullopt);
   bool insert(const PreparedRow& row, const std::string& source) {
     return insert(std::string(row.hash.begin(), row.hash.end()), row.topic, source, row.tokens,
                   row.json);

@@ -140,8 +140,33 @@ AddResult ReplayBuffer::commit_stage(const std::string& stage) {
   writer.flush();
   db_.prepare("DELETE FROM replay_staged WHERE stage = ?").bind(1, stage).run();
   result.duplicates = result.read - result.added;
-  result.evicted = evict_to(max_size());
+  result.evicted = evict_to(max_size(), stage);
   result.size = size();
+  txn.commit();
+  return result;
+}
+
+UndoResult ReplayBuffer::undo_commit(const std::string& stage, const std::string& source) {
+  UndoResult result;
+  Transaction txn(db_);
+  result.removed = remove_source(source);
+  detail::BufferWriter writer(db_);
+  auto evicted = db_.prepare(
+      "SELECT id, hash, topic, source, added_at, tokens, json FROM replay_evicted WHERE stage = ? ORDER BY seq");
+  auto taken = db_.prepare("SELECT 1 FROM replay_examples WHERE id = ?");
+  evicted.bind(1, stage);
+  while (evicted.step()) {
+    const int64_t id = evicted.column_int(0);
+    const bool free = !taken.bind(1, id).step();
+    taken.reset();
+    if (writer.insert(evicted.column_blob(1), evicted.column_text(2), evicted.column_text(3), evicted.column_int(5),
+                      evicted.column_text(6), free ? std::optional<int64_t>(id) : std::nullopt,
+                      evicted.column_int(4)))
+      ++result.restored;
+  }
+  writer.flush();
+  db_.prepare("DELETE FROM replay_evicted WHERE stage = ?").bind(1, stage).run();
+  evict_to(max_size());  // examples added by hand since the commit may leave too many
   txn.commit();
   return result;
 }

@@ -12,7 +12,7 @@ BufferWriter::BufferWriter(Database& db)
     : db_(db),
       insert_(db,
               "INSERT INTO replay_examples (hash, topic, source, added_at, tokens, json, slot, "
-              "topic_slot) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"),
+              "topic_slot, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"),
       erase_(db,
              "DELETE FROM replay_examples WHERE id = ? "
              "RETURNING slot, topic, topic_slot, tokens, length(CAST(json AS BLOB))"),
@@ -38,17 +38,20 @@ BufferWriter::TouchedTopic& BufferWriter::topic(const std::string& name) {
 }
 
 bool BufferWriter::insert(const std::string& hash, const std::string& topic_name,
-                          const std::string& source, int64_t tokens, const std::string& json) {
+                          const std::string& source, int64_t tokens, const std::string& json,
+                          std::optional<int64_t> id, std::optional<int64_t> added_at) {
   TouchedTopic& t = topic(topic_name);
   insert_.bind_blob(1, hash.data(), hash.size())
       .bind(2, topic_name)
       .bind(3, source)
-      .bind(4, now_)
+      .bind(4, added_at.value_or(now_))
       .bind(5, tokens)
       .bind(6, json)
       .bind(7, size_)
-      .bind(8, t.count)
-      .run();
+      .bind(8, t.count);
+  if (id) insert_.bind(9, *id);
+  else insert_.bind_null(9);  // the next rowid
+  insert_.run();
   if (db_.changes() != 1) return false;  // the hash is already stored
   ++size_;
   ++t.count;

@@ -77,7 +77,8 @@ void promote_chain(Registry& registry) {
 }
 
 TEST_F(RegistryTest, SchemaHasTheRegistryTablesAndTheAdapterBase) {
-  EXPECT_EQ(ws.schema_version(), 4);
+  EXPECT_EQ(ws.schema_version(), 5);
+  EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM sqlite_master WHERE name = 'replay_evicted'"), 1);
   EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'error'"), 1);
   EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'adapter_base_model_id'"), 1);
   for (const char* table : {"registry_state", "versions", "version_scores", "registry_history", "runs"}) {
