@@ -5,6 +5,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "report_internal.h"
 #include "retain/gate.h"
@@ -115,48 +116,59 @@ std::string mix_svg(const ReportRun& run) {
 
 using report_detail::status_colors;
 
-std::string lineage_svg(const std::vector<ReportVersion>& versions) {
-  constexpr double kNodeW = 190, kNodeH = 48, kColGap = 56, kRowGap = 14, kMargin = 16;
-  std::map<std::string, const ReportVersion*> by_id;
-  for (const auto& v : versions) by_id[v.record.model_id] = &v;
-  std::map<std::string, std::vector<const ReportVersion*>> children;  // in version order (list() is)
+namespace {
+
+constexpr double kNodeW = 190, kNodeH = 48, kColGap = 56, kRowGap = 14, kMargin = 16;
+
+// Tidy-tree layout of the lineage: depth is the column; leaves take rows in depth-first order (in
+// version order, as list() gives them) and a parent sits at the middle of its children.
+struct LineageLayout {
+  std::map<std::string, std::pair<double, double>> at;  // model id → (column, row)
+  int columns = 0;
+  double rows = 0;
+};
+
+LineageLayout layout_lineage(const std::vector<ReportVersion>& versions) {
+  std::map<std::string, std::vector<const ReportVersion*>> children;
   std::vector<const ReportVersion*> roots;
+  std::set<std::string> known;
+  for (const auto& v : versions) known.insert(v.record.model_id);
   for (const auto& v : versions) {
-    if (by_id.count(v.record.parent_model_id)) children[v.record.parent_model_id].push_back(&v);
+    if (known.count(v.record.parent_model_id)) children[v.record.parent_model_id].push_back(&v);
     else roots.push_back(&v);
   }
-  // Tidy-tree layout: depth is the column; leaves take rows in depth-first order and a parent
-  // sits at the middle of its children.
-  std::map<std::string, std::pair<double, double>> pos;  // column, row
-  double next_row = 0;
-  int max_depth = 0;
+  LineageLayout layout;
   std::function<double(const ReportVersion*, int)> place = [&](const ReportVersion* v, int depth) {
-    max_depth = std::max(max_depth, depth);
+    layout.columns = std::max(layout.columns, depth + 1);
     const auto& kids = children[v->record.model_id];
-    double row;
+    double row = 0;
     if (kids.empty()) {
-      row = next_row++;
+      row = layout.rows++;
     } else {
-      double first = 0, last = 0;
-      for (size_t i = 0; i < kids.size(); ++i) {
-        const double r = place(kids[i], depth + 1);
-        if (i == 0) first = r;
-        last = r;
-      }
+      const double first = place(kids.front(), depth + 1);
+      double last = first;
+      for (size_t i = 1; i < kids.size(); ++i) last = place(kids[i], depth + 1);
       row = (first + last) / 2;
     }
-    pos[v->record.model_id] = {double(depth), row};
+    layout.at[v->record.model_id] = {double(depth), row};
     return row;
   };
   for (const auto* root : roots) place(root, 0);
-  const double width = 2 * kMargin + (max_depth + 1) * kNodeW + max_depth * kColGap;
-  const double height = 2 * kMargin + std::max(1.0, next_row) * (kNodeH + kRowGap) - kRowGap;
+  return layout;
+}
+
+}  // namespace
+
+std::string lineage_svg(const std::vector<ReportVersion>& versions) {
+  const LineageLayout layout = layout_lineage(versions);
+  const double width = 2 * kMargin + layout.columns * kNodeW + std::max(0, layout.columns - 1) * kColGap;
+  const double height = 2 * kMargin + std::max(1.0, layout.rows) * (kNodeH + kRowGap) - kRowGap;
   Svg svg(width, height, "version lineage");
-  auto node_x = [&](const std::string& id) { return kMargin + pos[id].first * (kNodeW + kColGap); };
-  auto node_y = [&](const std::string& id) { return kMargin + pos[id].second * (kNodeH + kRowGap); };
-  for (const auto& v : versions) {  // edges first, under the nodes
+  auto node_x = [&](const std::string& id) { return kMargin + layout.at.at(id).first * (kNodeW + kColGap); };
+  auto node_y = [&](const std::string& id) { return kMargin + layout.at.at(id).second * (kNodeH + kRowGap); };
+  for (const auto& v : versions) {  // edges first, under the nodes: parent's right side → child's left
     const std::string& parent = v.record.parent_model_id;
-    if (!by_id.count(parent)) continue;
+    if (!layout.at.count(parent)) continue;
     const double x1 = node_x(parent) + kNodeW, y1 = node_y(parent) + kNodeH / 2;
     const double x2 = node_x(v.record.model_id), y2 = node_y(v.record.model_id) + kNodeH / 2, mid = x1 + kColGap / 2;
     svg.polyline({{x1, y1}, {mid, y1}, {mid, y2}, {x2 - 6, y2}}, "#9e9e9e", 1.6);
@@ -177,6 +189,23 @@ std::string lineage_svg(const std::vector<ReportVersion>& versions) {
   if (versions.empty()) svg.text(kMargin, kMargin + 20, "no versions registered", Svg::Anchor::kStart, 12, "#888");
   return svg.str();
 }
+
+namespace {
+
+void sweep_legend(Svg& svg, double x, double y) {
+  svg.circle(x, y + 10, 6, "#2ca02c", "#1a661a", 2);
+  svg.text(x + 14, y + 14, "passed the gate", Svg::Anchor::kStart, 11);
+  svg.circle(x, y + 32, 6, "#ffffff", "#d62728", 2);
+  svg.text(x + 14, y + 36, "rejected", Svg::Anchor::kStart, 11);
+  svg.circle(x, y + 54, 9, "none", "#1f77b4", 1.5);
+  svg.text(x + 14, y + 58, "on the Pareto front", Svg::Anchor::kStart, 11);
+  svg.line(x - 8, y + 76, x + 8, y + 76, "#1f77b4", 2, "6 4");
+  svg.text(x + 14, y + 80, "Pareto front", Svg::Anchor::kStart, 11);
+  svg.rect(x - 5, y + 93, 10, 10, "#222");
+  svg.text(x + 14, y + 102, "base version", Svg::Anchor::kStart, 11);
+}
+
+}  // namespace
 
 std::string sweep_svg(const nlohmann::json& sweep) {
   const std::string old_metric = sweep.value("old_metric", ""), new_metric = sweep.value("new_metric", "");
@@ -230,17 +259,7 @@ std::string sweep_svg(const nlohmann::json& sweep) {
   for (const auto& [xy, label] : labels)
     svg.text(double(xy.first) + 12, double(xy.second) - 9, label, Svg::Anchor::kStart, 10, "#555");
   svg.text(axes.x(base_old) + 9, axes.y(base_new) + 4, "base", Svg::Anchor::kStart, 10, "#222");
-  const double lx = width - right + 18;
-  svg.circle(lx, top + 10, 6, "#2ca02c", "#1a661a", 2);
-  svg.text(lx + 12, top + 14, "passed the gate", Svg::Anchor::kStart, 11);
-  svg.circle(lx, top + 32, 6, "#ffffff", "#d62728", 2);
-  svg.text(lx + 12, top + 36, "rejected", Svg::Anchor::kStart, 11);
-  svg.circle(lx, top + 54, 9, "none", "#1f77b4", 1.5);
-  svg.text(lx + 12, top + 58, "on the Pareto front", Svg::Anchor::kStart, 11);
-  svg.line(lx - 8, top + 76, lx + 8, top + 76, "#1f77b4", 2, "6 4");
-  svg.text(lx + 12, top + 80, "Pareto front", Svg::Anchor::kStart, 11);
-  svg.rect(lx - 5, top + 93, 10, 10, "#222");
-  svg.text(lx + 12, top + 102, "base version", Svg::Anchor::kStart, 11);
+  sweep_legend(svg, width - right + 18, top);
   return svg.str();
 }
 
