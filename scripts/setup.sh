@@ -15,6 +15,7 @@ PACKAGES=(
   python3-torch                        # the Python twin of the benchmarks
   dataset-fashion-mnist                # retain bench continual (IDX files in /usr/share/datasets)
   chromium                             # the report's headless-browser test (retain report)
+  clang libclang-rt-14-dev             # the libFuzzer targets (fuzz/) and their sanitizer runtimes
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -7,7 +7,9 @@
 // JSONL: one object per line, {"features": [numbers…], "label": k}; blank lines are skipped.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,11 @@ struct FeatureSet {
 // Throws DataError naming the file and what is wrong: unreadable, corrupt gzip, bad magic
 // (not 0 0 0x08 k with 1 ≤ k ≤ 4), a truncated header or body, or bytes after the body.
 torch::Tensor read_idx(const std::string& path);
+// The same for the bytes of one (`what` names them in errors). An IDX file may hold at most
+// `max_bytes` values, and a gzip'd one inflate to at most that: a few bytes can announce or
+// inflate to any size. 2 GiB is 40 times Fashion-MNIST's training images.
+inline constexpr size_t kMaxIdxBytes = size_t{2} << 30;
+torch::Tensor decode_idx(std::string bytes, const std::string& what, size_t max_bytes = kMaxIdxBytes);
 
 // Images (N, rows, cols) and labels (N) from two IDX files; pixels scaled to [0, 1] and flattened
 // to (N, rows·cols). DataError when the counts differ or the label file is not one-dimensional.
@@ -43,6 +50,10 @@ FeatureSet load_mnist_split(const std::string& dir, const std::string& split);
 // line, rules: invalid_json, not_object, unknown_key, missing_features (absent or not a non-empty
 // array), bad_feature (not a finite number), feature_count (differs from the first line),
 // missing_label, bad_label (not an integer ≥ 0); an empty file is also a DataError.
+// Labels are below kMaxLabels (a class count the mlp family can hold).
+inline constexpr int64_t kMaxLabels = int64_t{1} << 20;
 FeatureSet read_feature_jsonl(const std::string& path);
+// The same from a stream; `path` names it in errors.
+FeatureSet read_feature_jsonl(std::istream& in, const std::string& path);
 
 }  // namespace retain

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <iosfwd>
 #include <string>
 
 namespace retain {
@@ -16,6 +17,19 @@ void write_file_atomic_streamed(const std::string& path,
 
 // Reads a whole file. Throws Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);
+
+// The longest line retain reads from a JSONL file or stream (16 MiB; a chat example of a
+// 128k-token context is about 0.5 MiB). Enforced while reading, so that a file of one endless
+// line never has to fit in memory.
+inline constexpr size_t kMaxLineBytes = size_t{16} << 20;
+enum class LineRead { kLine, kTooLong, kEnd };
+// Reads the next line (without its '\n' or a trailing '\r') into `line`. kTooLong: the line had
+// more than `max_bytes` bytes; `line` is empty and the rest of that line has been skipped, so the
+// caller can report it and go on. kEnd: nothing left (a final line without '\n' is a line).
+LineRead read_line_bounded(std::istream& in, std::string& line, size_t max_bytes = kMaxLineBytes);
+// The rule and message of a line over the limit, the same for every reader.
+inline constexpr const char* kLineTooLongRule = "line_too_long";
+std::string line_too_long_message(size_t max_bytes = kMaxLineBytes);
 
 // fsync a file or a folder by path. Throws Error on failure.
 void fsync_path(const std::string& path);

@@ -65,6 +65,9 @@ struct RoundOptions {
   std::string data;       // new chat JSONL
   std::string base;       // base version id; "" = production
   bool promote = true;    // false: a passing candidate stays a candidate
+  // A passing round whose starting production is no longer production when it registers (it was
+  // resumed after other rounds promoted, or ran beside one) stays a candidate unless this is set.
+  bool promote_stale = false;
   double lock_wait_s = 0;  // how long to wait for another job's workspace lock
   TrainHooks hooks;        // progress callbacks (tests, the CLI)
 };
@@ -79,6 +82,7 @@ struct RoundResult {
   std::string run_id, model_id, base_model_id, production_model_id;
   int64_t version = 0;
   std::string status;  // "production" | "candidate" | "rejected"
+  std::string note;    // why a passing candidate was not promoted (or was, over a newer production)
   GateResult gate;
   std::vector<TestSetScores> scores;
   int64_t new_examples = 0, replay_examples = 0;

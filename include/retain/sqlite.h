@@ -57,6 +57,10 @@ class Database {
   struct Options {
     bool create = false;              // create the file when missing (otherwise it must exist)
     int busy_timeout_ms = 10000;      // how long to wait for another process's lock
+    // Open for reading only. Where the database's folder cannot be written either (a read-only
+    // mount, an archived workspace), SQLite cannot make the WAL index it needs, so the file is then
+    // opened as immutable: nobody can be changing it there.
+    bool read_only = false;
   };
 
   // Opens `path`. Throws RegistryError when it cannot be opened. Foreign keys are switched on and

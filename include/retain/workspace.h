@@ -31,7 +31,16 @@ class Workspace {
  public:
   struct Options {
     int busy_timeout_ms = 10000;  // how long to wait for a database another process has locked
+    // For commands that only read (registry list/show, buffer stats, report, a version lookup):
+    // the database is opened read-only, nothing is migrated, and a workspace on a read-only mount
+    // works. RegistryError when its schema is older than this build's (open it writable once).
+    bool read_only = false;
   };
+  static Options reading() {
+    Options o;
+    o.read_only = true;
+    return o;
+  }
 
   // The folder to use: `flag` when non-empty, else $RETAIN_WORKSPACE when set and non-empty,
   // else ./retain-workspace.

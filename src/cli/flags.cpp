@@ -174,7 +174,7 @@ std::string resolve_model(const std::string& model, const std::string& workspace
   if (!std::filesystem::exists(std::filesystem::path(dir) / kWorkspaceDbFile))
     throw ConfigError("--model " + model + ": not a model directory, and there is no workspace at " + dir +
                       " to look it up as a version (pass --workspace DIR)");
-  Workspace ws = Workspace::open(dir);
+  Workspace ws = Workspace::open(dir, Workspace::reading());
   Registry registry(ws.db());
   std::optional<VersionRecord> version;
   if (model == "production") {

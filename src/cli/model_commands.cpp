@@ -10,6 +10,7 @@
 #include "flags.h"
 #include "retain/errors.h"
 #include "retain/chat_family.h"
+#include "retain/config.h"
 #include "retain/family.h"
 #include "retain/fileio.h"
 #include "retain/lora.h"
@@ -99,11 +100,15 @@ int ModelCommands::logits() {
   torch::NoGradGuard no_grad;
   TensorMap out;
   std::string line;
-  for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+  for (int64_t line_no = 1;; ++line_no) {
+    const LineRead read = read_line_bounded(std::cin, line);
+    if (read == LineRead::kEnd) break;
+    const std::string where = "stdin:" + std::to_string(line_no);
+    if (read == LineRead::kTooLong) throw DataError(where + ": " + kLineTooLongRule + ": " + line_too_long_message());
     std::vector<int64_t> ids;
     try {
-      ids = nlohmann::json::parse(line).get<std::vector<int64_t>>();
-    } catch (const std::exception& e) {
+      ids = parse_json<DataError>(line, where).get<std::vector<int64_t>>();
+    } catch (const nlohmann::json::exception& e) {
       throw DataError("stdin:" + std::to_string(line_no) + ": expected a JSON array of token ids: " + e.what());
     }
     if (ids.empty() || int64_t(ids.size()) > lm.context_length())

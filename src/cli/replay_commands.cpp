@@ -133,7 +133,7 @@ int ReplayCommands::buffer_add() {
 }
 
 int ReplayCommands::buffer_sample() {
-  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_), Workspace::reading());
   ReplayBuffer buffer(ws.db());
   SampleOptions options;
   options.n = n_;
@@ -155,7 +155,7 @@ int ReplayCommands::buffer_sample() {
 int ReplayCommands::buffer_stats() {
   if (top_ < 0) throw ConfigError("--top must be ≥ 0");
   const std::string dir = Workspace::resolve(workspace_);
-  Workspace ws = Workspace::open(dir);
+  Workspace ws = Workspace::open(dir, Workspace::reading());
   const BufferStats st = ReplayBuffer(ws.db()).stats(top_);
   if (json_) {
     nlohmann::json j = st.to_json();
@@ -181,7 +181,7 @@ int ReplayCommands::buffer_stats() {
 }
 
 int ReplayCommands::buffer_export() {
-  Workspace ws = Workspace::open(Workspace::resolve(workspace_));
+  Workspace ws = Workspace::open(Workspace::resolve(workspace_), Workspace::reading());
   const int64_t n = ReplayBuffer(ws.db()).export_jsonl(out_);
   std::printf("exported %ld examples to %s\n", long(n), out_.c_str());
   return kExitOk;

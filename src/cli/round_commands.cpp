@@ -69,6 +69,9 @@ RoundCommands::RoundCommands(CLI::App& app) {
   t->add_option("--workspace", workspace_, kWorkspaceHelp);
   t->add_option("--name", name_, "versions are NAME-v<N> (default: the base's name)");
   t->add_flag("--no-promote", no_promote_, "register a passing candidate without promoting it");
+  t->add_flag("--promote-stale", promote_stale_,
+              "promote a passing candidate even when production changed while the round ran (it is "
+              "kept a candidate otherwise)")->excludes("--no-promote");
   t->add_flag("--json", json_, "print the result as one JSON object");
   t->add_option("--wait-lock", wait_lock_s_, "wait up to SECONDS for another job's workspace lock")
       ->capture_default_str();
@@ -122,6 +125,7 @@ int RoundCommands::train() {
   RoundOptions options;
   options.workspace = Workspace::resolve(workspace_);
   options.promote = !no_promote_;
+  options.promote_stale = promote_stale_;
   options.lock_wait_s = wait_lock_s_;
   if (progress_bar_on_tty() && !json_) options.hooks.on_progress = draw_progress;
   std::vector<RoundResult> attempts;
@@ -171,6 +175,7 @@ int RoundCommands::train() {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << attempts_summary(attempts);
+    if (!result.note.empty()) std::cout << "note: " << result.note << "\n";
   }
   return result.status == "rejected" ? kExitRejected : kExitOk;
 }

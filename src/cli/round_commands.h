@@ -33,7 +33,7 @@ class RoundCommands {
   std::vector<std::string> overrides_;               // --set section.key=value
   double wait_lock_s_ = 0;
   int nproc_ = 1;
-  bool no_promote_ = false, json_ = false, keep_workspace_ = false;
+  bool no_promote_ = false, promote_stale_ = false, json_ = false, keep_workspace_ = false;
   // sweep
   std::string lambdas_, ratios_, old_set_, new_set_, out_dir_, plot_;
 };

@@ -6,8 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "retain/chat_template.h"
+#include "retain/config.h"
 #include "retain/data.h"
 #include "retain/errors.h"
+#include "retain/fileio.h"
 #include "retain/tokenizer.h"
 
 namespace retain::cli {
@@ -40,7 +42,11 @@ int TokenizeCommands::tokenize() {
   const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_dir_, chat_template_);
   std::ios::sync_with_stdio(false);
   std::string line;
-  for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+  for (int64_t line_no = 1;; ++line_no) {
+    const LineRead read = read_line_bounded(std::cin, line);
+    if (read == LineRead::kEnd) break;
+    if (read == LineRead::kTooLong)
+      throw DataError("stdin:" + std::to_string(line_no) + ": " + kLineTooLongRule + ": " + line_too_long_message());
     if (chat_) {
       ChatExample example;
       std::vector<DataIssue> issues;
@@ -58,7 +64,7 @@ int TokenizeCommands::tokenize() {
       continue;
     }
     try {
-      std::cout << tokenizer->decode(nlohmann::json::parse(line).get<std::vector<int64_t>>()) << '\n';
+      std::cout << tokenizer->decode(parse_json_text(line).get<std::vector<int64_t>>()) << '\n';
     } catch (const std::exception& e) {  // bad JSON, not an array of integers, an unknown id
       throw DataError("stdin:" + std::to_string(line_no) +
                       ": expected a JSON array of token ids of this tokenizer: " + e.what());

@@ -12,6 +12,7 @@
 
 #include "retain/config.h"
 #include "retain/errors.h"
+#include "retain/fileio.h"
 
 namespace retain {
 namespace {
@@ -167,6 +168,7 @@ bool parse_chat_line(const std::string& line, const std::string& file, int64_t l
     issues.push_back({file, line_number, rule, message});
     return false;
   };
+  if (line.size() > kMaxLineBytes) return fail(kLineTooLongRule, line_too_long_message());
   nlohmann::json value;
   try {
     value = parse_json_text(line);
@@ -243,9 +245,12 @@ ChatReader::ChatReader(const std::string& path) : path_(path) {
 
 bool ChatReader::next(ChatExample& out, std::vector<DataIssue>& issues) {
   std::string line;
-  while (std::getline(in_, line)) {
+  for (LineRead read; (read = read_line_bounded(in_, line)) != LineRead::kEnd;) {
     ++line_number_;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (read == LineRead::kTooLong) {
+      issues.push_back({path_, line_number_, kLineTooLongRule, line_too_long_message()});
+      continue;
+    }
     if (is_blank(line)) continue;
     if (parse_chat_line(line, path_, line_number_, out, issues)) return true;
   }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -21,7 +22,8 @@ int64_t FeatureSet::num_classes() const { return size() == 0 ? 0 : y.max().item<
 
 namespace {
 
-std::string gunzip(const std::string& bytes, const std::string& path) {
+// Inflates a gzip stream of at most `max_bytes` inflated bytes (a small file can inflate to any size).
+std::string gunzip(const std::string& bytes, const std::string& path, size_t max_bytes) {
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw DataError(path + ": cannot initialise zlib");
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
@@ -34,6 +36,10 @@ std::string gunzip(const std::string& bytes, const std::string& path) {
     zs.avail_out = sizeof chunk;
     rc = inflate(&zs, Z_NO_FLUSH);
     out.append(chunk, sizeof chunk - zs.avail_out);
+    if (out.size() > max_bytes) {
+      inflateEnd(&zs);
+      throw DataError(path + ": inflates to more than " + std::to_string(max_bytes) + " bytes (retain's limit for an IDX file)");
+    }
     if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;  // input ended before the stream did
   }
   const std::string msg = zs.msg ? zs.msg : "truncated stream";
@@ -56,24 +62,31 @@ torch::Tensor read_idx(const std::string& path) {
   } catch (const Error& e) {
     throw DataError(e.what());
   }
+  return decode_idx(bytes, path);
+}
+
+torch::Tensor decode_idx(std::string bytes, const std::string& what, size_t max_bytes) {
   if (bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f && static_cast<unsigned char>(bytes[1]) == 0x8b)
-    bytes = gunzip(bytes, path);
+    bytes = gunzip(bytes, what, max_bytes);
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] < 1 || bytes[3] > 4)
-    throw DataError(path + ": not an IDX file of unsigned bytes (the magic number must be 00 00 08 0k, k in 1..4)");
+    throw DataError(what + ": not an IDX file of unsigned bytes (the magic number must be 00 00 08 0k, k in 1..4)");
   const int k = bytes[3];
   const size_t header = 4 + 4 * size_t(k);
-  if (bytes.size() < header) throw DataError(path + ": truncated IDX header");
+  if (bytes.size() < header) throw DataError(what + ": truncated IDX header");
   std::vector<int64_t> shape;
-  size_t total = 1;
+  uint64_t total = 1;  // ≤ 2^32 · max_bytes before the check below: no overflow
   for (int d = 0; d < k; ++d) {
     shape.push_back(big_endian_u32(bytes, 4 + 4 * d));
-    total *= size_t(shape.back());
+    total *= uint64_t(shape.back());
+    if (total > max_bytes)
+      throw DataError(what + ": the IDX header announces more than " + std::to_string(max_bytes) +
+                      " values (retain's limit for an IDX file)");
   }
   if (bytes.size() != header + total)
-    throw DataError(path + ": the IDX header announces " + std::to_string(total) + " values, the file holds " +
+    throw DataError(what + ": the IDX header announces " + std::to_string(total) + " values, the file holds " +
                     std::to_string(bytes.size() - header) + (bytes.size() < header + total ? " (truncated)" : ""));
   auto out = torch::empty(shape, torch::kUInt8);
-  std::memcpy(out.data_ptr<uint8_t>(), bytes.data() + header, total);
+  if (total > 0) std::memcpy(out.data_ptr<uint8_t>(), bytes.data() + header, total);
   return out;
 }
 
@@ -108,6 +121,10 @@ FeatureSet read_feature_jsonl(const std::string& path) {
   if (fs::is_directory(path)) throw DataError("cannot open data file " + path + ": it is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot open data file " + path);
+  return read_feature_jsonl(in, path);
+}
+
+FeatureSet read_feature_jsonl(std::istream& in, const std::string& path) {
   std::vector<float> values;
   std::vector<int64_t> labels;
   int64_t width = -1, line_number = 0;
@@ -115,8 +132,9 @@ FeatureSet read_feature_jsonl(const std::string& path) {
   auto fail = [&](const char* rule, const std::string& message) {
     throw DataError(path + ":" + std::to_string(line_number) + ": " + rule + ": " + message);
   };
-  while (std::getline(in, line)) {
+  for (LineRead read; (read = read_line_bounded(in, line)) != LineRead::kEnd;) {
     ++line_number;
+    if (read == LineRead::kTooLong) fail(kLineTooLongRule, line_too_long_message());
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json j;
     try {
@@ -136,12 +154,14 @@ FeatureSet read_feature_jsonl(const std::string& path) {
       fail("feature_count", std::to_string(f.size()) + " features, the first line has " + std::to_string(width));
     width = int64_t(f.size());
     for (const auto& v : f) {
-      if (!v.is_number() || !std::isfinite(v.get<double>())) fail("bad_feature", "every feature must be a finite number");
+      if (!v.is_number() || !(std::fabs(v.get<double>()) <= std::numeric_limits<float>::max()))
+        fail("bad_feature", "every feature must be a finite number within float32's range");
       values.push_back(v.get<float>());
     }
     if (!j.contains("label")) fail("missing_label", "no \"label\"");
     const auto& l = j["label"];
-    if (!l.is_number_integer() || l.get<int64_t>() < 0) fail("bad_label", "\"label\" must be an integer ≥ 0");
+    if (!l.is_number_integer() || l.get<int64_t>() < 0 || l.get<int64_t>() >= kMaxLabels)
+      fail("bad_label", "\"label\" must be an integer from 0 to " + std::to_string(kMaxLabels - 1));
     labels.push_back(l.get<int64_t>());
   }
   if (labels.empty()) throw DataError(path + ": no examples");

@@ -97,12 +97,15 @@ std::string Workspace::resolve(const std::string& flag) {
 
 Workspace Workspace::init(const std::string& dir, const Options& options) {
   std::error_code ec;
-  for (const std::string& sub : {dir, dir + "/versions", dir + "/runs"}) {
+  auto make_folder = [&](const std::string& sub) {
     fs::create_directories(sub, ec);
     if (ec) throw RegistryError("cannot create workspace folder " + sub + ": " + ec.message());
-  }
-  auto db = std::make_unique<Database>(dir + "/" + kWorkspaceDbFile,
-                                       Database::Options{true, options.busy_timeout_ms});
+  };
+  make_folder(dir);  // the database's folder; versions/ and runs/ only once the database is ours
+  Database::Options db_options;
+  db_options.create = true;
+  db_options.busy_timeout_ms = options.busy_timeout_ms;
+  auto db = std::make_unique<Database>(dir + "/" + kWorkspaceDbFile, db_options);
   const int64_t app_id = db->query_int("PRAGMA application_id");  // NOTADB throws here
   if (app_id == 0) {
     // Only an empty database becomes a workspace: never adopt someone else's SQLite file.
@@ -117,6 +120,8 @@ Workspace Workspace::init(const std::string& dir, const Options& options) {
     txn.commit();
   }
   check_identity(*db);
+  make_folder(dir + "/versions");
+  make_folder(dir + "/runs");
   configure(*db);
   migrate(*db);
   return Workspace(dir, std::move(db));
@@ -130,8 +135,21 @@ Workspace Workspace::open(const std::string& dir, const Options& options) {
                         (dir == kDefaultWorkspace ? std::string() : " --workspace " + dir) +
                         "` (or set --workspace / $" + kWorkspaceEnv + ")");
   }
-  auto db = std::make_unique<Database>(path, Database::Options{false, options.busy_timeout_ms});
+  Database::Options db_options;
+  db_options.busy_timeout_ms = options.busy_timeout_ms;
+  db_options.read_only = options.read_only;
+  auto db = std::make_unique<Database>(path, db_options);
   check_identity(*db);
+  if (options.read_only) {
+    const int64_t version = read_version(*db);
+    if (version != current_schema_version())
+      throw RegistryError(path + " has schema version " + std::to_string(version) + "; this retain build reads " +
+                          std::to_string(current_schema_version()) +
+                          (version < current_schema_version()
+                               ? " (run a command that changes the workspace, or `retain init`, once to migrate it)"
+                               : " (use a newer retain)"));
+    return Workspace(dir, std::move(db));
+  }
   configure(*db);
   migrate(*db);
   return Workspace(dir, std::move(db));

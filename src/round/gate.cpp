@@ -29,7 +29,9 @@ void per_test_set(const nlohmann::json& j, const char* key, GateConfig& config, 
   if (!j.contains(key)) return;
   const auto& obj = j.at(key);
   if (!obj.is_object()) throw ConfigError(what + ": \"" + key + "\" must be an object {test set: value}");
-  for (const auto& [name, value] : obj.items()) {
+  for (const auto& item : obj.items()) {
+    const std::string& name = item.key();  // not a structured binding: the lambda captures it
+    const nlohmann::json& value = item.value();
     auto it = std::find_if(config.test_sets.begin(), config.test_sets.end(),
                            [&](const GateTestSet& t) { return t.name == name; });
     if (it == config.test_sets.end())

@@ -50,6 +50,7 @@ struct RoundState {
   std::string production_at_start;  // production when the round started ("" when none)
   int64_t version = 0;
   bool promote = true;
+  bool promote_stale = false;  // this invocation's --promote-stale (not stored: a resume decides anew)
 };
 
 nlohmann::json state_json(const RoundState& s) {
@@ -331,7 +332,7 @@ void write_version(Workspace& ws, const RoundState& s, const VersionRecord& base
 // production did not change meanwhile), and move the new examples into the buffer or drop them.
 VersionStatus register_version(Workspace& ws, Registry& registry, ReplayBuffer& buffer, const RoundState& s,
                                const VersionRecord& base, const std::vector<detail::LoadedTestSet>& sets,
-                               const RoundResult& result, std::vector<Score> scores, const std::string& run_dir) {
+                               RoundResult& result, std::vector<Score> scores, const std::string& run_dir) {
   VersionRecord record;
   record.model_id = s.model_id;
   record.parent_model_id = s.base_model_id;
@@ -342,20 +343,31 @@ VersionStatus register_version(Workspace& ws, Registry& registry, ReplayBuffer& 
   if (is_adapter_version(s.config)) record.adapter_base_model_id = adapter_base_of(base);
   record.settings = s.config_json;
   record.data_hashes = {{"new_data", s.data_hash}, {"replay", "sha256:" + sha256_file_hex((fs::path(run_dir) / kReplayFile).string())}};
-  for (const auto& t : sets) record.data_hashes["test_set:" + t.config->name] = t.hash;
+  record.data_files = {{"new_data", s.data}, {"replay", (fs::path(run_dir) / kReplayFile).string()}};
+  for (const auto& t : sets) {
+    record.data_hashes["test_set:" + t.config->name] = t.hash;
+    record.data_files["test_set:" + t.config->name] = t.config->file;
+  }
   record.gate = result.gate.to_json();
   record.scores = std::move(scores);
   Transaction txn(ws.db());
   const auto production_now = registry.production();
   // Promoted only over the production the round started from: a round resumed after other versions
   // were promoted (or one that ran beside them) stays a candidate.
-  const bool same_production = (production_now ? production_now->model_id : "") == s.production_at_start;
+  const std::string now = production_now ? production_now->model_id : "";
+  const bool same_production = now == s.production_at_start;
   if (!result.gate.passed) record.status = VersionStatus::kRejected;
-  else if (s.promote && same_production) record.status = VersionStatus::kProduction;
+  else if (s.promote && (same_production || s.promote_stale)) record.status = VersionStatus::kProduction;
   else record.status = VersionStatus::kCandidate;
-  if (result.gate.passed && s.promote && !same_production)
-    log()->warn("production changed during the round (now {}); {} stays a candidate",
-                production_now ? production_now->model_id : "none", s.model_id);
+  if (result.gate.passed && s.promote && !same_production) {
+    const std::string was = s.production_at_start.empty() ? "none" : s.production_at_start;
+    result.note = "production changed while the round ran (it started from production " + was + "; now " +
+                  (now.empty() ? "none" : now) + ")";
+    result.note += s.promote_stale ? ": promoted over it, as --promote-stale asked"
+                                   : ": registered as a candidate; `retain registry promote " + s.model_id +
+                                         "` or a resume with --promote-stale promotes it";
+    log()->warn("{}", result.note);
+  }
   registry.add(record);
   if (record.status == VersionStatus::kProduction) buffer.commit_stage(s.run_id);
   else buffer.discard_stage(s.run_id);
@@ -442,6 +454,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   s.data = fs::absolute(options.data).lexically_normal().string();
   s.data_hash = "sha256:" + sha256_file_hex(options.data);
   s.promote = options.promote;
+  s.promote_stale = options.promote_stale;
   if (const auto production = registry.production()) s.production_at_start = production->model_id;
   const std::string stem = name_stem(config, base.model_id);
   do {  // a number whose id is taken (say, imported by hand) is skipped, never reused
@@ -516,6 +529,7 @@ RoundResult resume_round(const std::string& run_id, const RoundOptions& options)
   s.data = j.at("data").get<std::string>();
   s.data_hash = j.at("data_hash").get<std::string>();
   s.promote = j.at("promote").get<bool>();
+  s.promote_stale = options.promote_stale;
   // Rounds started before this key existed: their base stood for production.
   s.production_at_start = j.value("production_at_start", s.base_model_id);
   if (!fs::is_regular_file(s.data))

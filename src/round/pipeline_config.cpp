@@ -136,10 +136,12 @@ void apply_overrides(nlohmann::json& config, const std::vector<std::string>& ove
     const std::string path = o.substr(0, eq), raw = o.substr(eq + 1);
     nlohmann::json value;
     try {
-      value = nlohmann::json::parse(raw);
+      value = parse_json_text(raw);
     } catch (const nlohmann::json::parse_error&) {
       value = raw;  // a bare word is a string
     } catch (const nlohmann::json::exception& e) {  // a number out of range: 1e400
+      throw ConfigError("--set " + o + ": " + e.what());
+    } catch (const JsonTooDeep& e) {
       throw ConfigError("--set " + o + ": " + e.what());
     }
     nlohmann::json* node = &config;

@@ -56,6 +56,7 @@ nlohmann::json RoundResult::to_json() const {
           {"base_model_id", base_model_id},
           {"production_model_id", production_model_id.empty() ? nlohmann::json() : nlohmann::json(production_model_id)},
           {"status", status},
+          {"note", note.empty() ? nlohmann::json() : nlohmann::json(note)},
           {"passed", gate.passed},
           {"gate", gate.to_json()},
           {"test_sets", sets},

@@ -100,7 +100,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& w
   if (!j.is_object()) throw ConfigError(what + ": the training settings must be a JSON object");
   reject_unknown_keys(j, keys(), what);
   TrainConfig c;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();  // not a structured binding: lambdas capture these
+    const nlohmann::json& value = item.value();
     auto f = std::find_if(fields().begin(), fields().end(), [&](const Field& f) { return key == f.key; });
     auto bad = [&](const char* expected) {
       return ConfigError(what + ": \"" + key + "\" must be " + expected + ", got " + value.dump());

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <istream>
 #include <system_error>
 
 #include "retain/errors.h"
@@ -209,6 +210,36 @@ void build_directory(const std::string& final_dir, bool replace,
     std::filesystem::remove_all(tmp, ec);
     throw;
   }
+}
+
+LineRead read_line_bounded(std::istream& in, std::string& line, size_t max_bytes) {
+  line.clear();
+  std::streambuf* buf = in.rdbuf();
+  bool any = false, too_long = false;
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      if (!any) return LineRead::kEnd;
+      break;
+    }
+    any = true;
+    if (c == '\n') break;
+    if (too_long) continue;
+    if (line.size() == max_bytes) {
+      too_long = true;
+      std::string().swap(line);  // give the memory back while the rest is skipped
+      continue;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  if (too_long) return LineRead::kTooLong;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return LineRead::kLine;
+}
+
+std::string line_too_long_message(size_t max_bytes) {
+  return "the line is longer than " + std::to_string(max_bytes) + " bytes (retain's limit for one line)";
 }
 
 }  // namespace retain

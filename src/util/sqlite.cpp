@@ -3,9 +3,11 @@
 #include "retain/sqlite.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <utility>
 
 #include "retain/errors.h"
@@ -16,9 +18,29 @@ namespace retain {
 
 Database::Database(const std::string& path, const Options& options)
     : path_(path), busy_timeout_ms_(options.busy_timeout_ms) {
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-  if (options.create) flags |= SQLITE_OPEN_CREATE;
-  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+  if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  std::string name = path;
+  if (options.read_only) {
+    std::error_code ec;
+    const auto folder = std::filesystem::absolute(path, ec).parent_path();
+    if (::access(folder.c_str(), W_OK) != 0) {
+      // A URI, so that immutable=1 applies; '?' and '#' in the path must not start its query.
+      std::string escaped;
+      for (const char c : std::filesystem::absolute(path, ec).string()) {
+        if (c == '?' || c == '#' || c == '%') {
+          char hex[4];
+          std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+          escaped += hex;
+        } else {
+          escaped += c;
+        }
+      }
+      name = "file:" + escaped + "?immutable=1";
+      flags |= SQLITE_OPEN_URI;
+    }
+  }
+  const int rc = sqlite3_open_v2(name.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
@@ -296,10 +297,39 @@ TEST_F(LoraCli, AResumedRoundWhoseProductionWasReplacedStaysACandidate) {
   const std::string newer = json::parse(r.out).at("model_id");
   r = run({"train", "--resume", run_id, "--workspace", path("ws"), "--json"}, "stale");
   ASSERT_EQ(r.code, kExitOk) << r.describe();
-  EXPECT_EQ(json::parse(r.out).at("status"), "candidate");
-  EXPECT_NE(r.err.find("production changed during the round"), std::string::npos) << r.err;
+  const json stale = json::parse(r.out);
+  EXPECT_EQ(stale.at("status"), "candidate");
+  const std::string note = stale.at("note");
+  EXPECT_NE(note.find("production changed while the round ran"), std::string::npos) << note;
+  EXPECT_NE(note.find("now " + newer), std::string::npos) << note;
+  EXPECT_NE(note.find("--promote-stale"), std::string::npos) << note;
+  EXPECT_NE(r.err.find("production changed while the round ran"), std::string::npos) << r.err;
+  {
+    Workspace ws = Workspace::open(path("ws"));
+    EXPECT_EQ(Registry(ws.db()).production()->model_id, newer);
+  }
+
+  // --promote-stale: the same story, and the resumed round replaces the newer production.
+  std::set<std::string> before;
+  for (const auto& e : fs::directory_iterator(dir_ / "ws" / "runs")) before.insert(e.path().filename().string());
+  ::setenv("RETAIN_FAULT_AT", "training", 1);
+  r = lora_round(path("ws"), "killed-again");
+  ::unsetenv("RETAIN_FAULT_AT");
+  ASSERT_EQ(r.code, 128 + SIGKILL) << r.describe();
+  std::string second;
+  for (const auto& e : fs::directory_iterator(dir_ / "ws" / "runs"))
+    if (!before.count(e.path().filename().string())) second = e.path().filename().string();
+  ASSERT_FALSE(second.empty());
+  ASSERT_EQ(lora_round(path("ws"), "meanwhile-again").code, kExitOk);
+  r = run({"train", "--resume", second, "--promote-stale", "--workspace", path("ws"), "--json"}, "forced");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json forced = json::parse(r.out);
+  EXPECT_EQ(forced.at("status"), "production");
+  EXPECT_NE(forced.at("note").get<std::string>().find("promoted over it"), std::string::npos) << forced;
   Workspace ws = Workspace::open(path("ws"));
-  EXPECT_EQ(Registry(ws.db()).production()->model_id, newer);
+  EXPECT_EQ(Registry(ws.db()).production()->model_id, forced.at("model_id"));
+  EXPECT_EQ(run({"train", "--resume", second, "--promote-stale", "--no-promote", "--workspace", path("ws")}, "both").code,
+            kExitUsage);
 }
 
 TEST_F(LoraCli, ModelCommandsTakeAVersionIdOrProduction) {

@@ -3,6 +3,11 @@
 // versions/, and that a refused import leaves neither a folder nor a row behind.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -125,6 +130,56 @@ TEST_F(RegistryCli, ImportListPromoteRollbackHistory) {
   EXPECT_EQ(history.at(2).at("note"), "by hand");
   r = run({"registry", "history"});
   EXPECT_NE(r.out.find("rollback"), std::string::npos) << r.out;
+}
+
+// A workspace nobody may write (an archive, a read-only mount): the commands that only read work;
+// one that writes fails as a registry error naming the database. Root ignores file modes, so as
+// root the commands run as the user nobody (setpriv, util-linux).
+TEST_F(RegistryCli, AReadOnlyWorkspaceStillListsShowsAndSamples) {
+  ASSERT_EQ(run({"init"}).code, kExitOk);
+  ASSERT_EQ(run({"import", path("model"), "--name", "base", "--promote", "--replay-data", path("replay.jsonl")}).code,
+            kExitOk);
+  auto set_writable = [&](bool writable) {
+    for (const auto& e : fs::recursive_directory_iterator(tmp_.path / "ws"))
+      fs::permissions(e.path(), fs::perms::owner_write, writable ? fs::perm_options::add : fs::perm_options::remove);
+    fs::permissions(tmp_.path / "ws", fs::perms::owner_write, writable ? fs::perm_options::add : fs::perm_options::remove);
+  };
+  fs::permissions(tmp_.path, fs::perms::others_read | fs::perms::others_exec, fs::perm_options::add);
+  for (const auto& e : fs::recursive_directory_iterator(tmp_.path / "ws"))
+    fs::permissions(e.path(), fs::perms::others_read | (e.is_directory() ? fs::perms::others_exec : fs::perms::none),
+                    fs::perm_options::add);
+  fs::permissions(tmp_.path / "ws", fs::perms::others_read | fs::perms::others_exec, fs::perm_options::add);
+  set_writable(false);
+  auto reader = [&](const std::string& args, const std::string& tag) {
+    const std::string as = ::geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+    const std::string out = "/tmp/retain_ro_" + std::to_string(::getpid()) + "_" + tag;
+    const int status = std::system((as + RETAIN_BIN + " " + args + " --workspace " + path("ws") + " >" + out +
+                                    ".out 2>" + out + ".err").c_str());
+    CliResult r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = cli_test::read_text(out + ".out");
+    r.err = cli_test::read_text(out + ".err");
+    fs::remove(out + ".out");
+    fs::remove(out + ".err");
+    return r;
+  };
+  CliResult r = reader("registry list --json", "list");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  if (r.code == kExitOk) EXPECT_EQ(json::parse(r.out).at(0).at("model_id"), "base");
+  r = reader("registry show base --json", "show");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  r = reader("buffer stats --json", "stats");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  if (r.code == kExitOk) EXPECT_EQ(json::parse(r.out).at("size"), 10);
+  r = reader("buffer sample 3", "sample");
+  EXPECT_EQ(r.code, kExitOk) << r.describe();
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3);
+  r = reader("registry rollback", "write");
+  EXPECT_EQ(r.code, kExitRegistry) << r.describe();
+  EXPECT_NE(r.err.find("retain.db"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  set_writable(true);
+  EXPECT_EQ(statuses().at("base"), "production");  // nothing changed
 }
 
 TEST_F(RegistryCli, ShowAndLineage) {

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "retain/data.h"
 #include "retain/data_report.h"
 #include "retain/errors.h"
+#include "retain/fileio.h"
 #include "retain/tokenizer.h"
 
 namespace retain {
@@ -412,6 +414,43 @@ TEST(DataReport, KeepsAtMostTheCapButCountsEveryIssue) {
   EXPECT_EQ(report.length_max, 0);
   EXPECT_EQ(to_json(report).at("issues_truncated"), true);
   EXPECT_NE(format_report(report).find("and 5 more not shown"), std::string::npos);
+}
+
+TEST(DataLines, ReadLineBoundedSkipsTheRestOfALongLineAndGoesOn) {
+  std::istringstream in("short\r\n" + std::string(10, 'x') + "\nafter\nlast");
+  std::string line;
+  EXPECT_EQ(read_line_bounded(in, line, 8), LineRead::kLine);
+  EXPECT_EQ(line, "short");
+  EXPECT_EQ(read_line_bounded(in, line, 8), LineRead::kTooLong);
+  EXPECT_EQ(line, "");
+  EXPECT_EQ(read_line_bounded(in, line, 8), LineRead::kLine);
+  EXPECT_EQ(line, "after");
+  EXPECT_EQ(read_line_bounded(in, line, 8), LineRead::kLine);  // no final newline
+  EXPECT_EQ(line, "last");
+  EXPECT_EQ(read_line_bounded(in, line, 8), LineRead::kEnd);
+  std::istringstream exact(std::string(8, 'y') + "\n");
+  EXPECT_EQ(read_line_bounded(exact, line, 8), LineRead::kLine);  // the limit itself is allowed
+}
+
+TEST(DataLines, AChatLineOverTheLimitIsAnIssueAndTheNextLineStillReads) {
+  const fs::path dir = fresh_dir();
+  {
+    std::ofstream out(dir / "long.jsonl", std::ios::binary);
+    out << R"({"messages":[{"role":"user","content":")" << std::string(kMaxLineBytes, 'a') << "\"}]}\n" << kValid << "\n";
+  }
+  ChatReader reader((dir / "long.jsonl").string());
+  std::vector<DataIssue> issues;
+  ChatExample example;
+  ASSERT_TRUE(reader.next(example, issues));
+  EXPECT_EQ(example.source_line, 2);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].rule, "line_too_long");
+  EXPECT_EQ(issues[0].line, 1);
+  // The same rule where a caller hands a line over directly (stdin readers).
+  std::vector<DataIssue> direct;
+  EXPECT_FALSE(parse_chat_line(std::string(kMaxLineBytes + 1, ' '), "stdin", 7, example, direct));
+  ASSERT_EQ(direct.size(), 1u);
+  EXPECT_EQ(direct[0].to_string().rfind("stdin:7: line_too_long:", 0), 0u) << direct[0].to_string();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "retain/errors.h"
 #include "retain/features.h"
+#include "retain/fileio.h"
 #include "test_util.h"
 
 namespace retain {
@@ -112,6 +113,8 @@ TEST(FeaturesJsonl, ErrorsNameFileLineAndRule) {
       {"{\"features\": [1, 2]}", "missing_label"},
       {"{\"features\": [1, 2], \"label\": -1}", "bad_label"},
       {"{\"features\": [1, 2], \"label\": 1.5}", "bad_label"},
+      {"{\"features\": [1, 2], \"label\": 1048576}", "bad_label"},  // kMaxLabels: not a class count
+      {"{\"features\": [1, 1e39], \"label\": 1}", "bad_feature"},   // finite in double, not in float32
   };
   for (const auto& [line, rule] : cases) {
     const auto path = tmp / (rule + ".jsonl");
@@ -121,6 +124,35 @@ TEST(FeaturesJsonl, ErrorsNameFileLineAndRule) {
   }
   std::ofstream(tmp / "empty.jsonl") << "\n";
   EXPECT_NE(data_error([&] { read_feature_jsonl(tmp / "empty.jsonl"); }), "");
+}
+
+TEST(FeaturesIdx, SizesAreBoundedBeforeAnythingIsAllocated) {
+  // Four dimensions of 2^32 − 1: their product overflows 64 bits, and must not wrap to a small size.
+  const std::string huge = idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, {});
+  EXPECT_NE(data_error([&] { decode_idx(huge, "huge.idx"); }).find("huge.idx: the IDX header announces more than"),
+            std::string::npos);
+  // A gzip'd file that inflates past the limit is refused while it inflates.
+  testing_util::TempDir tmp;
+  const std::string bomb = idx_bytes({1 << 12, 1 << 10}, std::vector<uint8_t>(size_t{1} << 22, 0));
+  write(tmp / "bomb.idx.gz", bomb, true);
+  const std::string gz = read_file(tmp / "bomb.idx.gz");
+  EXPECT_LT(gz.size(), size_t{1} << 16);
+  EXPECT_NE(data_error([&] { decode_idx(gz, "bomb.idx.gz", size_t{1} << 20); }).find("bomb.idx.gz: inflates to more than 1048576 bytes"),
+            std::string::npos);
+  EXPECT_EQ(decode_idx(gz, "bomb.idx.gz").numel(), int64_t{1} << 22);  // under the default limit it reads
+  EXPECT_NE(data_error([&] { decode_idx(bomb, "plain.idx", size_t{1} << 20); }).find("announces more than 1048576"),
+            std::string::npos);
+}
+
+TEST(FeaturesJsonl, ALineOverTheLimitIsRefusedByRule) {
+  testing_util::TempDir tmp;
+  const auto path = tmp / "long.jsonl";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "{\"features\": [1, 2], \"label\": 1}\n{\"features\": [" << std::string(kMaxLineBytes, '1') << "], \"label\": 0}\n";
+  }
+  EXPECT_EQ(data_error([&] { read_feature_jsonl(path); }).rfind(path + ":2: line_too_long:", 0), 0u)
+      << data_error([&] { read_feature_jsonl(path); });
 }
 
 }  // namespace

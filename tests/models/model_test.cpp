@@ -494,6 +494,17 @@ TEST(ModelDir, MisShapedOrMissingTensorIsACheckpointErrorNamingIt) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("missing parameter ln_f.bias"), std::string::npos) << msg;
   }
+
+  bad = original;
+  bad["h.0.attn.bias"] = torch::ones({1, 1, 4, 4});  // a buffer of another layout: not ours
+  save_safetensors(weights, bad);
+  try {
+    load_model_dir(dir, 0);
+    ADD_FAILURE() << "loaded with an unknown tensor";
+  } catch (const CheckpointError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("unknown tensor h.0.attn.bias"), std::string::npos) << msg;
+  }
 }
 
 TEST(ModelDir, PresetWithoutWeightsIsInitialisedFromTheSeed) {

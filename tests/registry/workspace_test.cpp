@@ -106,6 +106,34 @@ TEST(Workspace, RefusesAnotherApplicationsSqliteDatabase) {
   EXPECT_NE(message.find("not a retain database"), std::string::npos) << message;
   RawDb raw((dir / "retain.db").string());  // and it was left alone
   EXPECT_EQ(raw.exec("SELECT name FROM users"), SQLITE_OK);
+  // Nothing was created beside it before the refusal.
+  EXPECT_FALSE(fs::exists(dir / "versions"));
+  EXPECT_FALSE(fs::exists(dir / "runs"));
+}
+
+TEST(Workspace, ReadingOpensReadOnlyAndMigratesNothing) {
+  const fs::path dir = fresh_dir() / "ws";
+  Workspace::init(dir.string());
+  {
+    Workspace ws = Workspace::open(dir.string(), Workspace::reading());
+    EXPECT_EQ(ws.schema_version(), current_schema_version());
+    EXPECT_EQ(ReplayBuffer(ws.db()).size(), 0);
+    const std::string message = registry_error([&] { ws.db().exec("UPDATE meta SET value = '1' WHERE key = 'x'"); });
+    EXPECT_NE(message.find("readonly"), std::string::npos) << message;
+  }
+  {
+    RawDb raw((dir / "retain.db").string());
+    ASSERT_EQ(raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'"), SQLITE_OK);
+  }
+  const std::string message = registry_error([&] { Workspace::open(dir.string(), Workspace::reading()); });
+  EXPECT_NE(message.find("has schema version 1;"), std::string::npos) << message;
+  EXPECT_NE(message.find("once to migrate it"), std::string::npos) << message;
+  RawDb raw((dir / "retain.db").string());  // still at version 1: reading migrated nothing
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw.db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "1");
+  sqlite3_finalize(stmt);
 }
 
 TEST(Workspace, RefusesANewerSchema) {

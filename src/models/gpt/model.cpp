@@ -240,6 +240,13 @@ LoadedModel load_model_dir(const std::string& dir, uint64_t init_seed) {
   torch::manual_seed(init_seed);
   loaded.model = Gpt(loaded.config);
   if (!weights) return loaded;
+  // A tensor the model has no parameter for means the folder is not what config.json says (another
+  // architecture's weights, a hand-edited file): refused rather than silently dropped.
+  const auto params = loaded.model->named_parameters();
+  for (const auto& [name, tensor] : tensors)
+    if (!params.contains(name))
+      throw CheckpointError(weights_path + ": unknown tensor " + name + " (not a parameter of the gpt model " +
+                            config_path + " describes)");
   load_parameters(*loaded.model, tensors, weights_path);
   loaded.has_weights = true;
   return loaded;
