@@ -47,12 +47,14 @@ struct VersionRecord {
   std::string adapter_base_model_id;  // a LoRA version: the full version its adapter applies to ("" otherwise)
   nlohmann::json settings = nlohmann::json::object();     // replay ratio, λ, γ, estimator, training
   nlohmann::json data_hashes = nlohmann::json::object();  // {file role or path → "sha256:…"}
+  nlohmann::json data_files = nlohmann::json::object();   // {file role → its path as given}: a round's
+                                                          // new_data and test_set:<name> ({} before schema 6)
   nlohmann::json gate = nlohmann::json();                 // {"passed", "failures": […]}; null when none ran
   std::vector<Score> scores;
 
   // {model_id, parent_model_id (null when none), version, created_at, status, run_id, model_dir,
   //  adapter_base_model_id (null unless a LoRA version),
-  //  settings, data_hashes, gate, eval_scores: {test_set: {metric: value}},
+  //  settings, data_hashes, data_files, gate, eval_scores: {test_set: {metric: value}},
   //  scores: [{test_set, metric, value, data_hash}]}
   nlohmann::json to_json() const;
 };

@@ -250,7 +250,15 @@ int RegistryCommands::show() {
   }
   print_gate(r.gate);
   std::printf("settings    %s\n", indent_lines(r.settings.dump(2), 12).c_str());
-  std::printf("data        %s\n", indent_lines(r.data_hashes.dump(2), 12).c_str());
+  // Each data file: its role, its name as the round was given it (the key itself for an import,
+  // whose keys are file names), and its hash.
+  std::printf("data%s\n", r.data_hashes.empty() ? "        -" : "");
+  for (const auto& [role, hash] : r.data_hashes.items()) {
+    const std::string file = r.data_files.is_object() && r.data_files.contains(role)
+                                 ? r.data_files.at(role).get<std::string>() : "";
+    std::printf("  %-20s %s  %s\n", role.c_str(), file.empty() ? "-" : file.c_str(),
+                hash.is_string() ? hash.get<std::string>().c_str() : hash.dump().c_str());
+  }
   return kExitOk;
 }
 

@@ -17,7 +17,7 @@ namespace {
 // Column list matching read_version().
 constexpr const char* kVersionColumns =
     "version, model_id, coalesce(parent_model_id, ''), created_at, status, run_id, model_dir, "
-    "settings, data_hashes, gate, coalesce(adapter_base_model_id, '')";
+    "settings, data_hashes, gate, coalesce(adapter_base_model_id, ''), data_files";
 
 nlohmann::json stored_json(const std::string& text, const std::string& what) {
   try {
@@ -40,6 +40,7 @@ VersionRecord read_version(const Statement& s) {
   r.data_hashes = stored_json(s.column_text(8), "data hashes of " + r.model_id);
   if (!s.column_is_null(9)) r.gate = stored_json(s.column_text(9), "gate result of " + r.model_id);
   r.adapter_base_model_id = s.column_text(10);
+  r.data_files = stored_json(s.column_text(11), "data files of " + r.model_id);
   return r;
 }
 
@@ -142,6 +143,7 @@ nlohmann::json VersionRecord::to_json() const {
   j["adapter_base_model_id"] = null_if_empty(adapter_base_model_id);
   j["settings"] = settings;
   j["data_hashes"] = data_hashes;
+  j["data_files"] = data_files;
   j["gate"] = gate;
   j["eval_scores"] = eval_scores;
   j["scores"] = score_list;
@@ -199,7 +201,8 @@ void Registry::add(const VersionRecord& record) {
   const bool production = record.status == VersionStatus::kProduction;
   auto insert = db_.prepare(
       "INSERT INTO versions (version, model_id, parent_model_id, created_at, status, run_id, "
-      "model_dir, settings, data_hashes, gate, adapter_base_model_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "model_dir, settings, data_hashes, gate, adapter_base_model_id, data_files) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, record.version).bind(2, id);
   if (record.parent_model_id.empty()) insert.bind_null(3);
   else insert.bind(3, record.parent_model_id);
@@ -215,6 +218,7 @@ void Registry::add(const VersionRecord& record) {
   else insert.bind(10, record.gate.dump());
   if (record.adapter_base_model_id.empty()) insert.bind_null(11);
   else insert.bind(11, record.adapter_base_model_id);
+  insert.bind(12, record.data_files.dump());
   insert.run();
   if (!record.scores.empty()) set_scores(id, record.scores);
   if (production) {

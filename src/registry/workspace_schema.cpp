@@ -145,6 +145,10 @@ CREATE TABLE replay_evicted (
   json TEXT NOT NULL);
 CREATE INDEX replay_evicted_stage ON replay_evicted (stage, seq);
 )sql",
+      // 5 -> 6: the data files of a version by name, beside data_hashes (same keys).
+      R"sql(
+ALTER TABLE versions ADD COLUMN data_files TEXT NOT NULL DEFAULT '{}';
+)sql",
   };
   return kMigrations;
 }

@@ -156,6 +156,13 @@ TEST_F(RoundCliTest, PassingRoundIsRegisteredPromotedAndAddsItsExamples) {
   EXPECT_EQ(rec.gate.at("passed"), true);
   EXPECT_EQ(rec.settings.at("replay").at("ratio"), 0.3);
   EXPECT_TRUE(rec.data_hashes.contains("new_data"));
+  // Each data file by name beside its hash, in `registry show` too.
+  EXPECT_EQ(rec.data_files.at("new_data"), path("new.jsonl"));
+  EXPECT_EQ(rec.data_files.at("test_set:old"), path("old-test.jsonl"));
+  const CliResult show = run({"registry", "show", "support-v2", "--workspace", path("ws")}, "show");
+  EXPECT_NE(show.out.find("test_set:old"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find(path("old-test.jsonl") + "  " + rec.data_hashes.at("test_set:old").get<std::string>()),
+            std::string::npos) << show.out;
   EXPECT_GE(rec.scores.size(), 6u);  // loss, perplexity, token_accuracy per test set
   EXPECT_EQ(registry.lineage("support-v2").size(), 2u);
   // The base's scores were measured once and stored.

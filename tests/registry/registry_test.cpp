@@ -77,7 +77,8 @@ void promote_chain(Registry& registry) {
 }
 
 TEST_F(RegistryTest, SchemaHasTheRegistryTablesAndTheAdapterBase) {
-  EXPECT_EQ(ws.schema_version(), 5);
+  EXPECT_EQ(ws.schema_version(), 6);
+  EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'data_files'"), 1);
   EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM sqlite_master WHERE name = 'replay_evicted'"), 1);
   EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'error'"), 1);
   EXPECT_EQ(ws.db().query_int("SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'adapter_base_model_id'"), 1);
@@ -347,6 +348,7 @@ TEST_F(RegistryTest, ToJsonShape) {
   r.run_id = "run-1";
   r.settings = {{"ewc_lambda", 100}};
   r.data_hashes = {{"train", "sha256:ab"}};
+  r.data_files = {{"train", "data/new.jsonl"}};
   r.scores = {{"support", "exact_match", 0.5, "sha256:cd"}, {"support", "loss", 2.0, "sha256:cd"}};
   registry.add(r);
 
@@ -360,6 +362,7 @@ TEST_F(RegistryTest, ToJsonShape) {
   EXPECT_EQ(j.at("model_dir"), "versions/r1");
   EXPECT_EQ(j.at("settings").at("ewc_lambda"), 100);
   EXPECT_EQ(j.at("data_hashes").at("train"), "sha256:ab");
+  EXPECT_EQ(j.at("data_files").at("train"), "data/new.jsonl");
   EXPECT_TRUE(j.at("gate").is_null());
   EXPECT_EQ(j.at("eval_scores"), nlohmann::json({{"support", {{"exact_match", 0.5}, {"loss", 2.0}}}}));
   EXPECT_EQ(j.at("scores").at(0).at("data_hash"), "sha256:cd");
