@@ -3,12 +3,18 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "retain/errors.h"
+#include "retain/log.h"
 
 namespace retain::testing_util {
 
@@ -41,5 +47,32 @@ std::string registry_error(F&& f) {
   }
   return "";
 }
+
+// Captures what the library logs (log.h) at info level and above while alive, one line each.
+class CapturedLog {
+ public:
+  CapturedLog() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
+    sink_->set_pattern("%v");
+    level_ = log()->level();
+    log()->set_level(spdlog::level::info);
+    log()->sinks().push_back(sink_);
+  }
+  ~CapturedLog() {
+    auto& sinks = log()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    log()->set_level(level_);
+  }
+  std::vector<std::string> lines() const {
+    std::vector<std::string> out;
+    std::istringstream in(out_.str());
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  spdlog::level::level_enum level_;
+};
 
 }  // namespace retain::testing_util

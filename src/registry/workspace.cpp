@@ -64,6 +64,7 @@ int64_t read_version(Database& db) {
 void migrate(Database& db) {
   const auto& migrations = schema_migrations();
   const int64_t latest = current_schema_version();
+  const bool fresh = read_version(db) == 0;  // a new workspace: its schema is created, not news
   for (;;) {
     const int64_t version = read_version(db);
     if (version > latest) {
@@ -79,7 +80,8 @@ void migrate(Database& db) {
         .bind(1, std::to_string(version + 1))
         .run();
     txn.commit();
-    log()->info("workspace database {} migrated to schema version {}", db.path(), version + 1);
+    if (fresh) log()->debug("workspace database {}: schema version {} created", db.path(), version + 1);
+    else log()->info("workspace database {} migrated to schema version {}", db.path(), version + 1);
   }
 }
 

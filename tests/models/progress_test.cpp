@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/sinks/ostream_sink.h>
 #include <torch/torch.h>
 
 #include "retain/eval.h"
@@ -16,36 +15,12 @@
 #include "retain/model.h"
 #include "retain/progress.h"
 #include "retain/tokenizer.h"
+#include "test_util.h"
 
 namespace retain {
 namespace {
 
-// Captures what the library logs while alive (at info level).
-class CapturedLog {
- public:
-  CapturedLog() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
-    sink_->set_pattern("%v");
-    level_ = log()->level();
-    log()->set_level(spdlog::level::info);
-    log()->sinks().push_back(sink_);
-  }
-  ~CapturedLog() {
-    auto& sinks = log()->sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-    log()->set_level(level_);
-  }
-  std::vector<std::string> lines() const {
-    std::vector<std::string> out;
-    std::istringstream in(out_.str());
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    return out;
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-  spdlog::level::level_enum level_;
-};
+using testing_util::CapturedLog;
 
 size_t count_with(const std::vector<std::string>& lines, const std::string& text) {
   size_t n = 0;

@@ -136,6 +136,23 @@ TEST(Workspace, ReadingOpensReadOnlyAndMigratesNothing) {
   sqlite3_finalize(stmt);
 }
 
+TEST(Workspace, InitIsQuietAboutTheSchemaAndAnOlderWorkspaceSaysItMigrated) {
+  const fs::path dir = fresh_dir() / "ws";
+  testing_util::CapturedLog captured;
+  Workspace::init(dir.string());
+  for (const auto& line : captured.lines()) EXPECT_EQ(line.find("migrated"), std::string::npos) << line;
+  {
+    RawDb raw((dir / "retain.db").string());  // back to schema 5: without versions.data_files
+    ASSERT_EQ(raw.exec("ALTER TABLE versions DROP COLUMN data_files"), SQLITE_OK);
+    ASSERT_EQ(raw.exec("UPDATE meta SET value = '5' WHERE key = 'schema_version'"), SQLITE_OK);
+  }
+  Workspace ws = Workspace::open(dir.string());
+  EXPECT_EQ(ws.schema_version(), current_schema_version());
+  const auto lines = captured.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("migrated to schema version 6"), std::string::npos) << lines[0];
+}
+
 TEST(Workspace, RefusesANewerSchema) {
   const fs::path dir = fresh_dir() / "ws";
   Workspace::init(dir.string());
