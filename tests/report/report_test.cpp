@@ -192,6 +192,25 @@ TEST(ReportHtml, LineageSitsAParentBetweenItsChildren) {
   EXPECT_NE(svg.find("stroke=\"#c62828\""), std::string::npos);  // the rejected node's border
 }
 
+TEST(ReportCliErrors, NotAWorkspaceIsARegistryError) {
+  const fs::path dir = cli_test::fresh_test_dir("retain_report_nowhere");
+  const CliResult r = cli_test::run_cli({"report", "--workspace", (dir / "nowhere").string()}, dir, "report");
+  EXPECT_EQ(r.code, kExitRegistry) << r.describe();
+  EXPECT_NE(r.err.find("no retain workspace"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "nowhere"));
+  fs::remove_all(dir);
+}
+
+// Every file under `dir` with its size, and the database's hash.
+std::vector<std::string> tree(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string() + " " + std::to_string(e.file_size()));
+  std::sort(out.begin(), out.end());
+  out.push_back(sha256_file_hex((dir / "retain.db").string()));
+  return out;
+}
+
 // The tiny workspace every end-to-end test reads, built once for the suite through the CLI:
 // support-v1 imported, support-v2 promoted, support-v3 rejected, support-v4 promoted and then
 // rolled back (support-v2 is production again), and a sweep of two settings from support-v2.
@@ -261,8 +280,11 @@ class ReportCli : public testing::Test {
   static inline bool setup_ok_ = false, failed_ = false;
 };
 
-TEST_F(ReportCli, ShowsEveryVersionVerdictChartAndRound) {
-  const std::string html = report(path("ws"));
+TEST_F(ReportCli, ShowsEveryVersionVerdictChartAndRoundAndChangesNothing) {
+  const auto before = tree(dir_ / "ws");
+  ASSERT_FALSE(report(path("ws"), path("elsewhere.html")).empty());
+  EXPECT_EQ(tree(dir_ / "ws"), before);  // the report reads the workspace only
+  const std::string html = report(path("ws"));  // the default: report.html in the workspace
   ASSERT_FALSE(html.empty());
   for (const char* id : {"support-v1", "support-v2", "support-v3", "support-v4"})
     EXPECT_NE(html.find(std::string("id=\"v-") + id + "\""), std::string::npos) << id;
@@ -290,22 +312,6 @@ TEST_F(ReportCli, ShowsEveryVersionVerdictChartAndRound) {
   EXPECT_TRUE(external_references(html).empty()) << external_references(html)[0];
 }
 
-// Every file under `dir` with its size, and the database's hash.
-std::vector<std::string> tree(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string() + " " + std::to_string(e.file_size()));
-  std::sort(out.begin(), out.end());
-  out.push_back(sha256_file_hex((dir / "retain.db").string()));
-  return out;
-}
-
-TEST_F(ReportCli, ReadsTheWorkspaceWithoutChangingIt) {
-  const auto before = tree(dir_ / "ws");
-  ASSERT_FALSE(report(path("ws"), path("elsewhere.html")).empty());
-  EXPECT_EQ(tree(dir_ / "ws"), before);
-}
-
 TEST_F(ReportCli, ARoundWithoutMetricsSaysSoAndTheRestIsReported) {
   const fs::path copy = dir_ / "ws-no-metrics";
   fs::remove_all(copy);
@@ -319,12 +325,6 @@ TEST_F(ReportCli, ARoundWithoutMetricsSaysSoAndTheRestIsReported) {
   EXPECT_EQ(count(html, "no metrics: "), 1u);
   EXPECT_EQ(count(html, "aria-label=\"Loss\""), 2u);
   EXPECT_NE(html.find("id=\"v-support-v3\""), std::string::npos);
-}
-
-TEST_F(ReportCli, NotAWorkspaceIsARegistryError) {
-  const CliResult r = run({"report", "--workspace", path("nowhere")}, "report-nowhere");
-  EXPECT_EQ(r.code, kExitRegistry) << r.describe();
-  EXPECT_NE(r.err.find("no retain workspace"), std::string::npos) << r.err;
 }
 
 TEST_F(ReportCli, EveryRoundHasItsMetricsAsCsv) {
