@@ -56,6 +56,7 @@ enum ExitCode : int {
   kExitRegistry = 5,    // workspace / registry refused (RegistryError)
   kExitTraining = 6,    // training failed (TrainingError)
   kExitData = 7,        // bad input data (DataError)
+  kExitIo = 8,          // a file could not be read or written: no space, no permission (Error)
 };
 
 }  // namespace retain

@@ -15,6 +15,12 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 void write_file_atomic_streamed(const std::string& path,
                                 const std::function<void(const std::function<void(const std::string&)>&)>& produce);
 
+// Copies the regular file `from` to `to` (created or truncated), with read(2)/write(2), so that a
+// full disk says "No space left on device" (std::filesystem::copy_file's sendfile can report it
+// as an I/O error). Throws Error naming the path and the errno text. Not durable by itself: the
+// caller fsyncs (build_directory does).
+void copy_file_checked(const std::string& from, const std::string& to);
+
 // Reads a whole file. Throws Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -77,6 +78,12 @@ int main(int argc, char** argv) {
   } catch (const retain::TrainingError& e) {
     logger->error("training failed: {}", e.what());
     return retain::kExitTraining;
+  } catch (const retain::Error& e) {  // a system call refused: a full disk, a missing permission
+    logger->error("error: {}", e.what());
+    return retain::kExitIo;
+  } catch (const std::filesystem::filesystem_error& e) {
+    logger->error("error: {}", e.what());
+    return retain::kExitIo;
   } catch (const std::exception& e) {
     logger->error("internal error: {}", e.what());
     return retain::kExitInternal;

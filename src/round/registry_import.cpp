@@ -48,7 +48,7 @@ void copy_model_dir(const fs::path& source, const std::string& final_dir) {
     for (const auto& entry : fs::recursive_directory_iterator(source)) {
       const fs::path target = fs::path(tmp) / entry.path().lexically_relative(source);
       if (fs::is_directory(entry.symlink_status())) fs::create_directories(target);
-      else if (fs::is_regular_file(entry.path())) fs::copy_file(entry.path(), target);
+      else if (fs::is_regular_file(entry.path())) copy_file_checked(entry.path().string(), target.string());
     }
   });
 }
@@ -79,7 +79,7 @@ void check_adapter_source(const std::string& dir, const VersionRecord& base, con
 void copy_adapter_dir(const fs::path& source, const std::string& final_dir, const VersionRecord& base) {
   build_directory(final_dir, false, [&](const std::string& tmp) {
     for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile, kEwcFile})
-      if (fs::is_regular_file(source / file)) fs::copy_file(source / file, fs::path(tmp) / file);
+      if (fs::is_regular_file(source / file)) copy_file_checked((source / file).string(), (fs::path(tmp) / file).string());
     write_file_atomic((fs::path(tmp) / kAdapterBaseFile).string(),
                       adapter_base_json((fs::path("..") / fs::path(base.model_dir).filename()).string(),
                                         {{"base_model_id", base.model_id}}));

@@ -27,7 +27,7 @@ void link_or_copy_dir(const fs::path& from, const fs::path& to) {
     if (!entry.is_regular_file()) continue;
     std::error_code ec;
     fs::create_hard_link(entry.path(), to / entry.path().filename(), ec);
-    if (ec) fs::copy_file(entry.path(), to / entry.path().filename());
+    if (ec) copy_file_checked(entry.path().string(), (to / entry.path().filename()).string());
   }
 }
 

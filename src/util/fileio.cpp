@@ -212,6 +212,27 @@ void build_directory(const std::string& final_dir, bool replace,
   }
 }
 
+void copy_file_checked(const std::string& from, const std::string& to) {
+  Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) throw_errno(from, "cannot open");
+  Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (out.get() < 0) throw_errno(to, "cannot create");
+  std::string buffer(size_t{1} << 20, '\0');
+  for (;;) {
+    const ssize_t n = ::read(in.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno(from, "cannot read");
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(out.get(), buffer.data() + done, size_t(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw_errno(to, "cannot write");
+      done += w;
+    }
+  }
+  out.close_checked(to);
+}
+
 LineRead read_line_bounded(std::istream& in, std::string& line, size_t max_bytes) {
   line.clear();
   std::streambuf* buf = in.rdbuf();

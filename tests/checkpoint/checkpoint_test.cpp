@@ -518,6 +518,22 @@ TEST_F(TempDirTest, FileErrorsNameThePath) {
   EXPECT_NO_THROW(fsync_path(dir_.string()));
 }
 
+TEST_F(TempDirTest, CopyFileCheckedCopiesAndSaysWhenTheDiskIsFull) {
+  const std::string from = path("from.bin");
+  write_file_atomic(from, std::string(3 << 20, 'z') + "end");  // more than one 1 MiB chunk
+  copy_file_checked(from, path("to.bin"));
+  EXPECT_EQ(read_file(path("to.bin")), read_file(from));
+  // /dev/full: every write fails with ENOSPC, as on a full disk.
+  try {
+    copy_file_checked(from, "/dev/full");
+    ADD_FAILURE() << "a copy onto a full device succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/full: cannot write: No space left on device"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(copy_file_checked(path("absent"), path("x")), Error);
+}
+
 TEST_F(TempDirTest, SaveAndLoadSafetensors) {
   const std::string p = path("w.safetensors");
   const TensorMap tensors = {{"w", torch::arange(6, torch::kFloat32).reshape({2, 3})}};

@@ -180,6 +180,11 @@ TEST_F(RegistryCli, AReadOnlyWorkspaceStillListsShowsAndSamples) {
   EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
   set_writable(true);
   EXPECT_EQ(statuses().at("base"), "production");  // nothing changed
+  // A file the system will not let us write is exit 8 with the path and the reason, not a bug.
+  r = run({"buffer", "sample", "3", "--out", path("no/such/folder/sample.jsonl")});
+  EXPECT_EQ(r.code, kExitIo) << r.describe();
+  EXPECT_NE(r.err.find("error: " + path("no/such/folder/sample.jsonl")), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
 }
 
 TEST_F(RegistryCli, ShowAndLineage) {

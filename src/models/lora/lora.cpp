@@ -361,7 +361,7 @@ void export_peft(const std::string& adapter_dir, const std::string& out_dir, con
   const std::string weights = (fs::path(adapter_dir) / kAdapterWeightsFile).string();
   load_safetensors(weights);  // a damaged file is refused here, not by PEFT later
   build_directory(out_dir, overwrite, [&](const std::string& tmp) {
-    fs::copy_file(weights, fs::path(tmp) / kAdapterWeightsFile);
+    copy_file_checked(weights, (fs::path(tmp) / kAdapterWeightsFile).string());
     write_file_atomic((fs::path(tmp) / kAdapterConfigFile).string(), config.dump(2) + "\n");
   });
 }
