@@ -71,9 +71,9 @@ struct WorkspaceReport {
   std::vector<std::string> notes;       // things the report could not read (a bad sweep.json, …)
 };
 
-// Reads everything the report shows. Throws RegistryError when `workspace_dir` is not a retain
-// workspace (Workspace::open's message, exit code 5 in the CLI); nothing else in the workspace is
-// fatal.
+// Reads everything the report shows, with the database opened read-only (Workspace::reading()).
+// Throws RegistryError when `workspace_dir` is not a retain workspace or its schema is older than
+// this build's (Workspace::open's messages, exit code 5 in the CLI); nothing else is fatal.
 WorkspaceReport gather_report(const std::string& workspace_dir);
 
 // The page: HTML5, UTF-8, every user-provided string escaped.

@@ -191,7 +191,7 @@ std::vector<ReportSweep> read_sweeps(const fs::path& dir, std::vector<std::strin
 }  // namespace
 
 WorkspaceReport gather_report(const std::string& workspace_dir) {
-  Workspace ws = Workspace::open(workspace_dir);
+  Workspace ws = Workspace::open(workspace_dir, Workspace::reading());  // never migrated, never written
   Registry registry(ws.db());
   WorkspaceReport report;
   report.workspace = fs::absolute(ws.dir()).lexically_normal().string();
