@@ -71,8 +71,6 @@ void draw_bar(const ProgressState& s) {
 
 }  // namespace
 
-void draw_progress(int64_t, int64_t) {}
-
 void log_to_run_folder(const std::string& path) {
   auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
   sink->set_pattern("%Y-%m-%dT%H:%M:%S %L %v");

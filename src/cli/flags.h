@@ -53,10 +53,6 @@ void use_typed_help(CLI::App& app);
 // "retain train: unknown flag --replay; did you mean --replay-ratio?" ("" when nothing is close).
 std::string usage_hint(CLI::App& app, int argc, char** argv);
 
-// Does nothing: every long phase draws its bar through Progress (progress.h) once
-// progress_bar_on_tty() has installed it. Kept while round_commands.cpp still passes it as a hook.
-void draw_progress(int64_t step, int64_t total);
-
 // Adds a log sink writing to `path` (a run folder's train.log).
 void log_to_run_folder(const std::string& path);
 

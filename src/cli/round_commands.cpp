@@ -79,13 +79,7 @@ RoundCommands::RoundCommands(CLI::App& app) {
   t->add_option("--nproc", nproc_, "data-parallel: N local workers train (and estimate the Fisher) on "
                 "their shares of every batch through c10d; rank 0 alone evaluates, gates and registers")
       ->capture_default_str();
-  for (const auto& [key, help] : kRoundFlags) t->add_option(flag_name(key), section_flags_[key], help);
-  const nlohmann::json defaults = RoundConfig{}.to_json().at("training");
-  for (const auto& key : TrainConfig::keys()) {
-    t->add_option("--" + dashed(key), section_flags_["training." + key], "training: " + key)
-        ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
-  }
-  lora_flags_.add_to(*t);
+  add_config_flags(*t, false);
 
   sweep_ = app.add_subcommand("sweep", "rounds for a grid of EWC λ and replay ratios in a scratch copy of the workspace");
   sweep_->add_option("--config", config_path_, "round config (JSON)")->required();
@@ -101,6 +95,7 @@ RoundCommands::RoundCommands(CLI::App& app) {
   sweep_->add_flag("--keep-workspace", keep_workspace_, "keep the scratch workspace with every candidate");
   sweep_->add_option("--set", overrides_, "override any config key: section.key=value (repeatable)");
   sweep_->add_flag("--json", json_, "print the table as JSON");
+  add_config_flags(*sweep_, true);
 
   gate_ = app.add_subcommand("gate", "re-run the evaluation gate for a version against the current production");
   gate_->add_option("--version", version_, "the version id")->required();
@@ -108,6 +103,42 @@ RoundCommands::RoundCommands(CLI::App& app) {
   gate_->add_option("--workspace", workspace_, kWorkspaceHelp);
   gate_->add_option("--device", device_, "cpu | cuda | cuda:N (default: the config's training.device)");
   gate_->add_flag("--json", json_, "print the result as JSON");
+}
+
+void RoundCommands::add_config_flags(CLI::App& command, bool for_sweep) {
+  for (const auto& [key, help] : kRoundFlags)
+    if (!for_sweep || (key != "replay.ratio" && key != "ewc.lambda"))
+      command.add_option(flag_name(key), section_flags_[key], help);
+  const nlohmann::json defaults = RoundConfig{}.to_json().at("training");
+  for (const auto& key : TrainConfig::keys()) {
+    command.add_option("--" + dashed(key), section_flags_["training." + key], "training: " + key)
+        ->default_str(defaults.at(key).is_string() ? defaults.at(key).get<std::string>() : defaults.at(key).dump());
+  }
+  lora_flags_.add_to(command);
+}
+
+nlohmann::json RoundCommands::config_with_flags() {
+  nlohmann::json j = load_json_file(config_path_);
+  if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
+  resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
+  // A flag's type is its key's in the config itself: RoundConfig's defaults, not a copy here.
+  const nlohmann::json defaults = RoundConfig{}.to_json();
+  for (const auto& [key, value] : section_flags_) {
+    if (value.empty()) continue;
+    const auto dot = key.find('.');
+    const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+    const nlohmann::json& def = defaults.at(section).at(name);
+    j[section][name] = key == "replay.ratio" && value == "auto" ? nlohmann::json("auto") : flag_value(name, value, def);
+  }
+  if (!name_.empty()) j["name"] = name_;
+  lora_flags_.apply(j);
+  apply_overrides(j, overrides_);
+  if (!j.contains("training") || !j["training"].is_object()) j["training"] = nlohmann::json::object();
+  if (!j["training"].contains("threads") || j["training"]["threads"] == 0) {  // the CPUs free now
+    j["training"]["threads"] = default_threads();
+    log()->info("{} CPU thread(s) (the CPUs free now; --threads N to choose)", j["training"]["threads"].get<int>());
+  }
+  return j;
 }
 
 bool RoundCommands::run(int& exit_code) {
@@ -127,7 +158,7 @@ int RoundCommands::train() {
   options.promote = !no_promote_;
   options.promote_stale = promote_stale_;
   options.lock_wait_s = wait_lock_s_;
-  if (progress_bar_on_tty() && !json_) options.hooks.on_progress = draw_progress;
+  if (!json_) progress_bar_on_tty();
   std::vector<RoundResult> attempts;
   if (!resume_.empty()) {
     if (!config_path_.empty() || !data_.empty() || !base_.empty() || !overrides_.empty())
@@ -139,27 +170,7 @@ int RoundCommands::train() {
     attempts.push_back(resume_round(resume_, options));
   } else {
     if (config_path_.empty() || data_.empty()) throw ConfigError("retain train needs --config FILE and --data FILE");
-    nlohmann::json j = load_json_file(config_path_);
-    if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
-    resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
-    // A flag's type is its key's in the config itself: RoundConfig's defaults, not a copy here.
-    const nlohmann::json defaults = RoundConfig{}.to_json();
-    for (const auto& [key, value] : section_flags_) {
-      if (value.empty()) continue;
-      const auto dot = key.find('.');
-      const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
-      const nlohmann::json& def = defaults.at(section).at(name);
-      j[section][name] = key == "replay.ratio" && value == "auto" ? nlohmann::json("auto") : flag_value(name, value, def);
-    }
-    if (!name_.empty()) j["name"] = name_;
-    lora_flags_.apply(j);
-    apply_overrides(j, overrides_);
-    if (!j.contains("training") || !j["training"].is_object()) j["training"] = nlohmann::json::object();
-    if (!j["training"].contains("threads") || j["training"]["threads"] == 0) {  // the CPUs free now
-      j["training"]["threads"] = default_threads();
-      log()->info("{} CPU thread(s) (the CPUs free now; --threads N to choose)", j["training"]["threads"].get<int>());
-    }
-    const RoundConfig config = RoundConfig::from_json(j, config_path_);
+    const RoundConfig config = RoundConfig::from_json(config_with_flags(), config_path_);
     options.data = data_;
     options.base = base_;
     attempts = run_round_auto(config, options);
@@ -181,6 +192,7 @@ int RoundCommands::train() {
 }
 
 int RoundCommands::gate() {
+  progress_bar_on_tty();
   nlohmann::json j = load_json_file(config_path_);
   if (j.is_object()) resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
   const RoundConfig config = RoundConfig::from_json(j, config_path_);
@@ -203,10 +215,8 @@ int RoundCommands::gate() {
 }
 
 int RoundCommands::sweep() {
-  nlohmann::json j = load_json_file(config_path_);
-  if (!j.is_object()) throw ConfigError(config_path_ + ": a round config must be a JSON object");
-  resolve_config_paths(j, config_path_, {"gate.test_sets.*"});
-  apply_overrides(j, overrides_);
+  progress_bar_on_tty();
+  nlohmann::json j = config_with_flags();
   if (j.contains("replay") && j["replay"].is_object()) j["replay"].erase("ratio");  // the sweep sets it
   const RoundConfig config = RoundConfig::from_json(j, config_path_);
   SweepOptions options;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "flags.h"
 
@@ -22,6 +23,12 @@ class RoundCommands {
   int train();
   int gate();
   int sweep();
+  // The flags that set round-config keys, shared by train and sweep (which sets λ and the replay
+  // ratio from its own lists, so it leaves those two out).
+  void add_config_flags(CLI::App& command, bool for_sweep);
+  // --config read, its paths resolved, then the flags and --set applied in that order, and the
+  // thread count chosen when none is given: the config a round or a sweep validates.
+  nlohmann::json config_with_flags();
 
   CLI::App* train_ = nullptr;
   CLI::App* gate_ = nullptr;

@@ -384,6 +384,32 @@ TEST_F(RoundCliTest, SweepRunsTheGridInAScratchCopy) {
   EXPECT_EQ(version_folders(), (std::vector<std::string>{"support-v1"}));
 }
 
+TEST_F(RoundCliTest, SweepTakesTheTrainingFlagsOfTrain) {
+  CliResult r = run({"sweep", "--config", path("pass.json"), "--data", path("new.jsonl"), "--workspace", path("ws"),
+                     "--lambda", "0", "--replay-ratio", "0", "--out", path("sweep"), "--keep-workspace",
+                     "--max-steps", "1", "--lr", "0.0005", "--replay-strategy", "uniform", "--json"},
+                    "sweep-flags");
+  ASSERT_EQ(r.code, kExitOk) << r.describe();
+  const json point = json::parse(r.out).at("points").at(0);
+  {
+    Workspace scratch = Workspace::open(path("sweep/workspace"));
+    const json settings = Registry(scratch.db()).get(point.at("model_id")).settings;
+    EXPECT_EQ(settings.at("training").at("max_steps"), 1) << settings;
+    EXPECT_EQ(settings.at("training").at("lr"), 0.0005) << settings;
+    EXPECT_EQ(settings.at("replay").at("strategy"), "uniform") << settings;
+  }
+  // Checked like train's: a bad value names the flag; the sweep's own lists keep their flags.
+  r = run({"sweep", "--config", path("pass.json"), "--data", path("new.jsonl"), "--workspace", path("ws"),
+           "--lambda", "0", "--replay-ratio", "0", "--max-steps", "-1"},
+          "sweep-bad");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("max_steps"), std::string::npos) << r.err;
+  r = run({"sweep", "--config", path("pass.json"), "--data", path("new.jsonl"), "--workspace", path("ws"),
+           "--lambda", "0", "--replay-ratio", "0", "--ewc-lambda", "5"},
+          "sweep-lambda");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+}
+
 // The largest relative difference (to each tensor's largest magnitude) between two safetensors
 // files' tensors whose names start with `prefix`.
 double max_rel_diff(const fs::path& a, const fs::path& b, const std::string& prefix = "") {
