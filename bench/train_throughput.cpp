@@ -19,8 +19,11 @@
 // --preset gpt2-124m is GPT-2 124M's shape (12 layers, 12 heads, 768 wide, 1,024 positions,
 // vocabulary 50,257; no dropout). Model FLOPs utilisation = model FLOPs per token × tokens/s ÷
 // the peak, with PaLM's count per token: 6·N (N the parameters without the position embeddings;
-// the tied output projection counted once) + 12·layers·T·width for attention; the default peak is
-// the dense bf16 rate of an H100 / H200 (989 TFLOP/s).
+// the tied output projection counted once) + 12·layers·T·width for attention. On CUDA the peak is
+// the dense bf16 rate of an H100 / H200 (989 TFLOP/s) unless --peak-tflops says otherwise; on the
+// CPU, where no datasheet figure fits the machine at hand, it is the fp32 matrix-product rate this
+// benchmark measures itself (the best of timed 1024³ products on the same threads), so the
+// figure reads as the share of what this machine's BLAS can do.
 //
 // The twin runs as `$RETAIN_PYTHON bench/train_throughput_twin.py …` (default /usr/bin/python3,
 // Debian's python3-torch). When it cannot run, the reason is printed with retain's figure alone.
@@ -64,6 +67,7 @@ struct Options {
   std::string precision = "fp32";
   bool tf32 = false;
   double peak_tflops = 989;
+  bool peak_given = false;  // --peak-tflops: on the CPU too, instead of the measured GEMM rate
   std::string preset;  // "" or gpt2-124m
   bool twin = true, check = false, json = false;
   bool reuse_host_memory = true;  // as retain::train; off shows the cost of glibc's heap trimming
@@ -104,7 +108,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--preset") o.preset = value();
     else if (a == "--precision") o.precision = value();
     else if (a == "--tf32") o.tf32 = true;
-    else if (a == "--peak-tflops") o.peak_tflops = std::atof(value());
+    else if (a == "--peak-tflops") o.peak_tflops = std::atof(value()), o.peak_given = true;
     else if (a == "--no-twin") o.twin = false;
     else if (a == "--check") o.check = true;
     else if (a == "--json") o.json = true;
@@ -135,6 +139,24 @@ retain::TensorMap initial_state(retain::Gpt& model, const retain::Batch& batch) 
   state["batch.targets"] = batch.targets;
   state["batch.mask"] = batch.mask;
   return state;
+}
+
+// This machine's fp32 matrix-product rate on the current threads, in FLOP/s: the best of timed
+// 1024 × 1024 × 1024 products (large enough for the BLAS to reach its peak), for about 0.5 s.
+double measure_gemm_flops() {
+  torch::NoGradGuard no_grad;
+  constexpr int64_t n = 1024;
+  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  auto c = torch::empty({n, n});
+  torch::mm_out(c, a, b);  // warm-up: the BLAS's thread pool and buffers
+  double best = 0;
+  const auto until = Clock::now() + std::chrono::milliseconds(500);
+  for (int i = 0; i < 50 && (i < 3 || Clock::now() < until); ++i) {
+    const auto t0 = Clock::now();
+    torch::mm_out(c, a, b);
+    best = std::max(best, 2.0 * n * n * n / std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
 }
 
 void sync(const torch::Device& device) {
@@ -342,7 +364,10 @@ int main(int argc, char** argv) {
     const double tolerance = o.precision == "bf16" ? 2e-2 : kLossTolerance;
     const bool agree = !twin.ok || loss_diff <= tolerance;
     const double flops = flops_per_token(cfg, o.seq);
-    const double mfu = flops * r.tokens_per_s / (o.peak_tflops * 1e12);
+    const bool measured_peak = o.device == "cpu" && !o.peak_given;
+    const double gemm_flops = o.device == "cpu" ? measure_gemm_flops() : NAN;
+    const double peak_flops = measured_peak ? gemm_flops : o.peak_tflops * 1e12;
+    const double mfu = flops * r.tokens_per_s / peak_flops;
     if (!o.preset.empty()) {
       std::error_code ec;
       fs::remove_all(o.model_dir, ec);
@@ -354,7 +379,9 @@ int main(int argc, char** argv) {
                           {"device", o.device}, {"reuse_host_memory", o.reuse_host_memory},
                           {"precision", o.precision}, {"tf32", o.tf32}, {"preset", o.preset},
                           {"parameters", cfg.num_parameters()}, {"flops_per_token", flops},
-                          {"peak_tflops", o.peak_tflops},
+                          {"peak_tflops", peak_flops / 1e12},
+                          {"peak_source", measured_peak ? "measured fp32 GEMM" : "given"},
+                          {"gemm_gflops", std::isnan(gemm_flops) ? nlohmann::json() : nlohmann::json(gemm_flops / 1e9)},
                           {"load_before", load_before},
                           {"load_after", load_after},
                           {"retain", {{"tokens_per_s", r.tokens_per_s}, {"ms_per_step", r.ms_per_step},
@@ -368,7 +395,7 @@ int main(int argc, char** argv) {
                      {"torch", twin.torch_version},
                      {"final_loss", twin.figures.losses.back()}};
         j["ratio"] = r.tokens_per_s / twin.figures.tokens_per_s;
-        j["twin"]["mfu"] = flops * twin.figures.tokens_per_s / (o.peak_tflops * 1e12);
+        j["twin"]["mfu"] = flops * twin.figures.tokens_per_s / peak_flops;
         j["ratio_median"] = twin.figures.median_ms_per_step / r.median_ms_per_step;
         j["max_rel_loss_diff"] = loss_diff;
         j["max_rel_grad_norm_diff"] = norm_diff;
@@ -382,10 +409,15 @@ int main(int argc, char** argv) {
                   o.preset.empty() ? o.model_dir.c_str() : o.preset.c_str(), long(cfg.num_parameters()),
                   long(o.batch), long(o.seq), long(o.steps), long(o.warmup), o.device.c_str(),
                   o.precision.c_str(), o.tf32 ? " +tf32" : "", long(o.threads), load_before, load_after);
-      std::printf("model FLOPs %.3g per token; MFU = FLOPs/token x tokens/s / %.0f TFLOP/s\n", flops,
-                  o.peak_tflops);
+      if (measured_peak)
+        std::printf("model FLOPs %.3g per token; of peak = FLOPs/token x tokens/s / this machine's fp32 GEMM "
+                    "rate (%.1f GFLOP/s on %ld threads, measured now)\n",
+                    flops, gemm_flops / 1e9, long(o.threads));
+      else
+        std::printf("model FLOPs %.3g per token; MFU = FLOPs/token x tokens/s / %.0f TFLOP/s\n", flops,
+                    o.peak_tflops);
       std::printf("%-8s %10s %9s %12s %8s %10s %10s %8s\n", "", "tokens/s", "ms/step",
-                  "median ms", "threads", "torch", "last loss", "MFU");
+                  "median ms", "threads", "torch", "last loss", measured_peak ? "of peak" : "MFU");
       std::printf("%-8s %10.0f %9.1f %12.1f %8ld %10s %10.4f %7.2f%%\n", "retain", r.tokens_per_s,
                   r.ms_per_step, r.median_ms_per_step, long(o.threads), TORCH_VERSION,
                   r.losses.back(), 100 * mfu);
@@ -394,7 +426,7 @@ int main(int argc, char** argv) {
                     twin.figures.tokens_per_s, twin.figures.ms_per_step,
                     twin.figures.median_ms_per_step, long(twin.threads),
                     twin.torch_version.c_str(), twin.figures.losses.back(),
-                    100 * flops * twin.figures.tokens_per_s / (o.peak_tflops * 1e12));
+                    100 * flops * twin.figures.tokens_per_s / peak_flops);
         std::printf("ratio retain/twin: %.3f (tokens/s), %.3f (median step)\n",
                     r.tokens_per_s / twin.figures.tokens_per_s,
                     twin.figures.median_ms_per_step / r.median_ms_per_step);
