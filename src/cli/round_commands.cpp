@@ -129,9 +129,17 @@ nlohmann::json RoundCommands::config_with_flags() {
     const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
     const nlohmann::json& def = defaults.at(section).at(name);
     j[section][name] = key == "replay.ratio" && value == "auto" ? nlohmann::json("auto") : flag_value(name, value, def);
+    // Training values are checked alone first, so that an error names the flag, not the file.
+    if (section == "training") TrainConfig::from_json({{name, j[section][name]}}, flag_name(key));
   }
   if (!name_.empty()) j["name"] = name_;
   lora_flags_.apply(j);
+  for (const std::string& o : overrides_) {  // the same for --set training.KEY=VALUE
+    nlohmann::json alone = nlohmann::json::object();
+    apply_overrides(alone, {o});
+    if (alone.contains("training") && alone["training"].is_object())
+      TrainConfig::from_json(alone["training"], "--set " + o);
+  }
   apply_overrides(j, overrides_);
   if (!j.contains("training") || !j["training"].is_object()) j["training"] = nlohmann::json::object();
   if (!j["training"].contains("threads") || j["training"]["threads"] == 0) {  // the CPUs free now

@@ -403,7 +403,13 @@ TEST_F(RoundCliTest, SweepTakesTheTrainingFlagsOfTrain) {
            "--lambda", "0", "--replay-ratio", "0", "--max-steps", "-1"},
           "sweep-bad");
   EXPECT_EQ(r.code, kExitUsage) << r.describe();
-  EXPECT_NE(r.err.find("max_steps"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("error: --max-steps: \"max_steps\" must be"), std::string::npos) << r.err;
+  r = run({"sweep", "--config", path("pass.json"), "--data", path("new.jsonl"), "--workspace", path("ws"),
+           "--lambda", "0", "--replay-ratio", "0", "--set", "training.lrr=1"},
+          "sweep-set");
+  EXPECT_EQ(r.code, kExitUsage) << r.describe();
+  EXPECT_NE(r.err.find("error: --set training.lrr=1: unknown key \"lrr\" (did you mean \"lr\"?)"), std::string::npos)
+      << r.err;
   r = run({"sweep", "--config", path("pass.json"), "--data", path("new.jsonl"), "--workspace", path("ws"),
            "--lambda", "0", "--replay-ratio", "0", "--ewc-lambda", "5"},
           "sweep-lambda");
