@@ -1,5 +1,5 @@
-// Progress lines and bars of long phases (see progress.h). It sits at the foot of models/ because
-// evaluation (models/chat) is the lowest layer that reports progress.
+// Progress lines and bars of long phases (see progress.h). Torch-free, so it sits in util/, below
+// every layer that reports progress (evaluation, the Fisher, the trainer).
 #include "retain/progress.h"
 
 #include <algorithm>
