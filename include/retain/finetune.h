@@ -21,7 +21,7 @@ struct FinetuneJob {
   std::string train;  // chat JSONL (gpt family) or feature data (mlp family)
   std::string valid;  // the same, optional
   std::string out;    // model directory to write
-  std::string run_dir;  // run folder; "" = runs/<timestamp>-<out name>
+  std::string run_dir;  // run folder; "" = <out's parent>/runs/<timestamp>-<out name>
   bool overwrite = false;  // replace an existing `out`
   std::string ewc_state;   // ewc.safetensors for the penalty; "" = <model>/ewc.safetensors
   double ewc_lambda = 0;   // EWC strength λ in λ/2 Σ F (θ − θ*)²; 0 disables the penalty

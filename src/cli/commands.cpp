@@ -49,7 +49,8 @@ void Commands::add_finetune(CLI::App& app) {
       {"train_labels", "mlp with IDX images: the IDX labels of --train"},
       {"valid_labels", "mlp with IDX images: the IDX labels of --valid"},
       {"out", "model directory to write"},
-      {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out>"},
+      {"run_dir", "run folder (job.json, metrics.jsonl, train.log, checkpoints/); default runs/<time>-<out name> "
+                  "in the folder that holds --out"},
       {"ewc_state", "ewc.safetensors for the EWC penalty (default: <model>/ewc.safetensors when --ewc-lambda > 0)"}};
   for (const auto& [key, help] : paths)
     f->add_option("--" + dashed(key), job_flags_[key], help)->type_name("PATH");

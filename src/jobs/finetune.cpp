@@ -133,6 +133,21 @@ FinetuneResult execute(const FinetuneJob& job, bool resume, const FinetuneHooks&
   return result;
 }
 
+// "out/" names the folder "out": without the trailing separators, whose parent is the folder
+// that holds it (and whose name names the run).
+std::string without_trailing_separators(const std::string& path) {
+  fs::path p(path);
+  while (p.filename().empty() && p.has_relative_path()) p = p.parent_path();
+  return p.string();
+}
+
+// Beside the output, not in whatever folder the job was started from: <out's parent>/runs/<UTC
+// time>-<out's name>.
+std::string default_run_dir(const std::string& out) {
+  const fs::path o(out);
+  return (o.parent_path() / "runs" / (utc_timestamp() + "-" + o.filename().string())).string();
+}
+
 }  // namespace
 
 const std::vector<std::string>& FinetuneJob::path_keys() {
@@ -184,8 +199,8 @@ FinetuneJob FinetuneJob::from_json(const nlohmann::json& j, const std::string& w
     }
   }
   job.training = TrainConfig::from_json(training, what);
-  if (job.run_dir.empty() && !job.out.empty())
-    job.run_dir = (fs::path("runs") / (utc_timestamp() + "-" + fs::path(job.out).filename().string())).string();
+  job.out = without_trailing_separators(job.out);
+  if (job.run_dir.empty() && !job.out.empty()) job.run_dir = default_run_dir(job.out);
   return job;
 }
 
