@@ -50,6 +50,9 @@ struct GateFailure {
   std::optional<double> production;  // the production score, for a regression
   std::string message;              // one readable line
   nlohmann::json to_json() const;
+  // The failure in a few words, for a table cell: "old loss 2.31 > max 2", "new exact_match 0.4 <
+  // min 0.5", "old loss 2.31 vs production 2.1 + tol 0.02", "old: no score".
+  std::string brief() const;
 };
 
 struct GateCheck {

@@ -3,6 +3,7 @@
 // real job. Production and the buffer of the real workspace are never touched.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@ struct SweepPoint {
   std::string status;  // "candidate" (passed) | "rejected"
   double old_score = 0, new_score = 0;
   std::vector<std::string> failures;  // the gate's messages
+  std::string reason;                 // the same failures in a few words each (GateFailure::brief), "; "-joined
   double seconds = 0;
   bool pareto = false;  // no other point is at least as good on both tasks and better on one
 };
@@ -38,9 +40,16 @@ struct SweepPoint {
 struct SweepResult {
   std::string base_model_id, old_set, new_set, old_metric, new_metric;
   double base_old = 0, base_new = 0;
+  // What the gate compares every candidate with: production's scores on the two sets (none
+  // without a production version, when the gate checks minimums only).
+  std::string production_model_id;
+  std::optional<double> production_old, production_new;
   std::vector<SweepPoint> points;  // λ-major, in the order given
   std::string out_dir;
   nlohmann::json to_json() const;
+  // One row per setting (λ, ratio, both scores, each one's difference from production, the
+  // verdict, the Pareto mark, the time, and a failing setting's reason), below rows for the base
+  // and production; columns sized to their cells.
   std::string table() const;
   // Old-task score (x) against new-task score (y), one point per setting (filled when it passed
   // the gate), the Pareto front drawn through its points, the base marked. A standalone SVG.

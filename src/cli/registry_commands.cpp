@@ -9,6 +9,7 @@
 
 #include "retain/errors.h"
 #include "retain/registry.h"
+#include "retain/text_table.h"
 #include "retain/workspace.h"
 
 namespace retain::cli {
@@ -46,24 +47,6 @@ std::string compact_scores(const VersionRecord& r) {
   return or_dash(out);
 }
 
-// Left-aligned columns, two spaces apart, no trailing blanks.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 2, ' ');
-    }
-    line.erase(line.find_last_not_of(' ') + 1);  // an empty last column
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 void print_versions(const std::vector<VersionRecord>& records) {
   std::vector<std::vector<std::string>> rows = {
       {"MODEL_ID", "VERSION", "STATUS", "PARENT", "CREATED", "SCORES"}};
@@ -71,7 +54,7 @@ void print_versions(const std::vector<VersionRecord>& records) {
     rows.push_back({r.model_id, std::to_string(r.version), status_name(r.status),
                     or_dash(r.parent_model_id), utc_time(r.created_at), compact_scores(r)});
   }
-  print_table(rows);
+  std::fputs(format_table(rows).c_str(), stdout);
 }
 
 nlohmann::json versions_json(const std::vector<VersionRecord>& records) {
@@ -307,7 +290,7 @@ int RegistryCommands::history() {
     rows.push_back({std::to_string(e.seq), utc_time(e.at), e.action, e.model_id,
                     or_dash(e.previous_model_id), e.note});
   }
-  print_table(rows);
+  std::fputs(format_table(rows).c_str(), stdout);
   return kExitOk;
 }
 

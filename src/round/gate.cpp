@@ -112,6 +112,15 @@ nlohmann::json GateFailure::to_json() const {
           {"message", message}};
 }
 
+std::string GateFailure::brief() const {
+  const bool up = higher_is_better(metric);
+  if (kind == "below_min") return test_set + " " + metric + " " + format(score) + (up ? " < min " : " > max ") + format(threshold);
+  if (kind == "regression" && production)
+    return test_set + " " + metric + " " + format(score) + " vs production " + format(*production) + (up ? " - tol " : " + tol ") +
+           format(std::abs(threshold - *production));
+  return test_set + ": " + (std::isfinite(score) ? "no score" : metric + " not finite");
+}
+
 nlohmann::json GateResult::to_json() const {
   nlohmann::json f = nlohmann::json::array();
   for (const auto& failure : failures) f.push_back(failure.to_json());

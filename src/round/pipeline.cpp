@@ -21,6 +21,7 @@
 #include "retain/log.h"
 #include "retain/lora_model.h"
 #include "retain/registry.h"
+#include "retain/text_table.h"
 #include "retain/workspace.h"
 #include "pipeline_internal.h"
 
@@ -587,15 +588,17 @@ std::string attempts_summary(const std::vector<RoundResult>& attempts) {
   std::string out;
   if (attempts.size() > 1) {
     out += "replay ratio auto: " + std::to_string(attempts.size()) + " attempts\n";
+    std::vector<std::vector<std::string>> rows;
     for (const auto& a : attempts) {
-      char line[256];
-      std::snprintf(line, sizeof line, "  %-16s replay %.2f  %s%s\n", a.model_id.c_str(),
+      char ratio[32];
+      std::snprintf(ratio, sizeof ratio, "replay %.2f",
                     a.new_examples + a.replay_examples > 0
-                        ? double(a.replay_examples) / double(a.new_examples + a.replay_examples) : 0.0,
-                    a.status.c_str(),
-                    a.gate.failures.empty() ? "" : ("  (" + a.gate.failures.front().message + ")").c_str());
-      out += line;
+                        ? double(a.replay_examples) / double(a.new_examples + a.replay_examples) : 0.0);
+      std::string reasons;
+      for (const auto& f : a.gate.failures) reasons += (reasons.empty() ? "(" : "; ") + f.brief();
+      rows.push_back({"", a.model_id, ratio, a.status, reasons.empty() ? "" : reasons + ")"});
     }
+    out += format_table(rows);
     out += "\n";
   }
   if (!attempts.empty()) out += attempts.back().summary();

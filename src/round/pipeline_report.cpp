@@ -6,6 +6,7 @@
 #include "pipeline_internal.h"
 #include "retain/errors.h"
 #include "retain/log.h"
+#include "retain/text_table.h"
 #include "retain/workspace.h"
 
 namespace retain {
@@ -24,8 +25,6 @@ std::string signed_fixed(double x) {
   std::snprintf(buf, sizeof buf, "%+.4f", x);
   return buf;
 }
-
-std::string pad(const std::string& s, size_t width) { return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' '); }
 
 const GateCheck* check_of(const GateResult& gate, const std::string& name) {
   for (const auto& c : gate.checks)
@@ -77,20 +76,26 @@ std::string RoundResult::summary() const {
                                                 : "REJECTED by the gate";
   out += "round " + base_model_id + " → " + model_id + " (version " + std::to_string(version) + ", run " + run_id +
          "): " + verdict + "\n\n";
-  out += pad("test set", 18) + pad("metric", 16) + pad("base", 10) + pad("candidate", 11) + pad("delta", 10) +
-         pad("bound", 18) + "result\n";
+  // Regressions are judged against production: where it is not the base, its scores get a column.
+  const bool other_production = !production_model_id.empty() && production_model_id != base_model_id;
+  std::vector<std::vector<std::string>> rows = {{"test set", "metric", "base"}};
+  if (other_production) rows[0].push_back("production");
+  rows[0].insert(rows[0].end(), {"candidate", "delta", "bound", "result"});
   for (const auto& row : scores) {
     const GateCheck* check = check_of(gate, row.name);
     const double base = row.base.at(row.metric), cand = detail::metric_value(row.candidate, row.metric);
     std::string bound;
     if (check && check->min_score) bound += (higher_is_better(row.metric) ? "min " : "max ") + fixed(*check->min_score, 3);
     if (check && check->production) bound += std::string(bound.empty() ? "" : ", ") + "tol " + fixed(check->tolerance, 3);
-    out += pad(row.name, 18) + pad(row.metric, 16) + pad(fixed(base), 10) + pad(fixed(cand), 11) +
-           pad(signed_fixed(cand - base), 10) + pad(bound.empty() ? "-" : bound, 18) +
-           (check && check->passed ? "pass" : "FAIL") + "\n";
+    std::vector<std::string> cells = {row.name, row.metric, fixed(base)};
+    if (other_production) cells.push_back(check && check->production ? fixed(*check->production) : "-");
+    cells.insert(cells.end(), {fixed(cand), signed_fixed(cand - base), bound.empty() ? "-" : bound,
+                               check && check->passed ? "pass" : "FAIL"});
+    rows.push_back(std::move(cells));
   }
-  if (!production_model_id.empty() && production_model_id != base_model_id)
-    out += "(regressions are judged against production " + production_model_id + ", not the base)\n";
+  out += format_table(rows);
+  if (other_production)
+    out += "(delta is against the base; regressions are judged against production " + production_model_id + ")\n";
   for (const auto& f : gate.failures) out += "  ✗ " + f.message + "\n";
   const double tps = training.seconds > 0 ? training.tokens / training.seconds : 0;
   char line[256];

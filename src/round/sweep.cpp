@@ -152,7 +152,15 @@ SweepResult run_sweep(const RoundConfig& config, const SweepOptions& options) {
         if (row.name == result.old_set) p.old_score = score, result.old_metric = row.metric, result.base_old = row.base.at(row.metric);
         if (row.name == result.new_set) p.new_score = score, result.new_metric = row.metric, result.base_new = row.base.at(row.metric);
       }
-      for (const auto& f : r.gate.failures) p.failures.push_back(f.message);
+      for (const auto& check : r.gate.checks) {  // production is the same for every round
+        if (check.test_set == result.old_set) result.production_old = check.production;
+        if (check.test_set == result.new_set) result.production_new = check.production;
+      }
+      result.production_model_id = r.production_model_id;
+      for (const auto& f : r.gate.failures) {
+        p.failures.push_back(f.message);
+        p.reason += (p.reason.empty() ? "" : "; ") + f.brief();
+      }
       result.points.push_back(p);
       if (!options.keep_workspace) {  // bound the disk: a sweep keeps scores, not weights
         fs::remove_all(fs::path(scratch) / "versions" / r.model_id);

@@ -5,6 +5,7 @@
 
 #include "retain/gate.h"
 #include "retain/sweep.h"
+#include "retain/text_table.h"
 
 namespace retain {
 
@@ -44,7 +45,7 @@ nlohmann::json SweepResult::to_json() const {
   for (const auto& p : points)
     points_json.push_back({{"lambda", p.lambda}, {"replay_ratio", p.ratio}, {"model_id", p.model_id},
                            {"status", p.status}, {"passed", p.status != "rejected"}, {"old_score", p.old_score},
-                           {"new_score", p.new_score}, {"failures", p.failures}, {"seconds", p.seconds},
+                           {"new_score", p.new_score}, {"failures", p.failures}, {"reason", p.reason}, {"seconds", p.seconds},
                            {"pareto", p.pareto}});
   return {{"base_model_id", base_model_id},
           {"old_set", old_set},
@@ -53,23 +54,35 @@ nlohmann::json SweepResult::to_json() const {
           {"new_metric", new_metric},
           {"base_old", base_old},
           {"base_new", base_new},
+          {"production_model_id", production_model_id.empty() ? nlohmann::json() : nlohmann::json(production_model_id)},
+          {"production_old", production_old ? nlohmann::json(*production_old) : nlohmann::json()},
+          {"production_new", production_new ? nlohmann::json(*production_new) : nlohmann::json()},
           {"points", points_json},
           {"out_dir", out_dir}};
 }
 
 std::string SweepResult::table() const {
-  std::string out = "sweep of " + base_model_id + ": old task " + old_set + " (" + old_metric + ", base " +
-                    fmt("%.4f", base_old) + "), new task " + new_set + " (" + new_metric + ", base " +
-                    fmt("%.4f", base_new) + ")\n\n";
-  char line[256];
-  std::snprintf(line, sizeof line, "%-10s %-7s %-10s %-10s %-6s %-7s %s\n", "lambda", "replay", "old", "new", "gate",
-                "pareto", "time");
-  out += line;
-  for (const auto& p : points) {
-    std::snprintf(line, sizeof line, "%-10g %-7g %-10.4f %-10.4f %-6s %-7s %.1f s\n", p.lambda, p.ratio, p.old_score,
-                  p.new_score, p.status == "rejected" ? "FAIL" : "pass", p.pareto ? "*" : "", p.seconds);
-    out += line;
-  }
+  std::string out = "sweep of " + base_model_id + ": old task " + old_set + " (" + old_metric + "), new task " + new_set +
+                    " (" + new_metric + "); " +
+                    (production_model_id.empty() ? "no production version: the gate checks the minimums only"
+                                                 : "the gate compares each candidate with production " + production_model_id) +
+                    "\n\n";
+  // "vs prod" is what the gate judges against its tolerance: the candidate's score minus production's.
+  auto versus = [](double score, const std::optional<double>& production) {
+    return production ? fmt("%+.4f", score - *production) : std::string("-");
+  };
+  std::vector<std::vector<std::string>> rows = {
+      {"lambda", "replay", "old", "old vs prod", "new", "new vs prod", "gate", "pareto", "time", "reason"},
+      {"base", "", fmt("%.4f", base_old), versus(base_old, production_old), fmt("%.4f", base_new),
+       versus(base_new, production_new)}};
+  if (!production_model_id.empty() && production_model_id != base_model_id)
+    rows.push_back({"production", "", production_old ? fmt("%.4f", *production_old) : "-", "",
+                    production_new ? fmt("%.4f", *production_new) : "-"});
+  for (const auto& p : points)
+    rows.push_back({fmt("%g", p.lambda), fmt("%g", p.ratio), fmt("%.4f", p.old_score), versus(p.old_score, production_old),
+                    fmt("%.4f", p.new_score), versus(p.new_score, production_new), p.status == "rejected" ? "FAIL" : "pass",
+                    p.pareto ? "*" : "", fmt("%.1f s", p.seconds), p.reason});
+  out += format_table(rows);
   out += "\n(* on the Pareto front; results and the plot in " + out_dir + ")\n";
   return out;
 }
