@@ -178,7 +178,7 @@ RollbackResult rollback_production(Workspace& workspace, const std::string& note
 // full version `new_id` (a candidate, parent ID) so that a lineage can go on with full rounds.
 // Under the WorkspaceLock; the folder is written atomically and removed when registering fails.
 // RegistryError for a full version, an unknown ID, or a `new_id` that is taken. The merged version
-// has no Fisher: `retain fisher --model <its folder> --data FILE` computes one.
+// has no Fisher: `retain fisher --model <its id> --workspace DIR --data FILE` writes one into its folder.
 VersionRecord merge_lora_version(Workspace& workspace, const std::string& model_id, const std::string& new_id,
                                  double lock_wait_s = 0);
 

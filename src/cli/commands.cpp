@@ -116,7 +116,8 @@ void Commands::add_data(CLI::App& app) {
 void Commands::add_fisher(CLI::App& app) {
   fisher_ = app.add_subcommand("fisher", "estimate the diagonal Fisher of a model directory and write its ewc.safetensors");
   auto* f = fisher_;
-  f->add_option("--model", model_, "model directory with weights (θ* is its weights), version id, or production")
+  f->add_option("--model", model_, "model directory with weights (θ* is its weights), version id, or production; "
+                "a version's Fisher goes into its folder, where its next round reads it")
       ->required();
   f->add_option("--workspace", workspace_, kWorkspaceHelp);
   f->add_option("--data", test_, "data the Fisher is estimated on: chat JSONL; feature JSONL or IDX images (mlp)")

@@ -437,10 +437,7 @@ RoundResult run_round(const RoundConfig& config, const RoundOptions& options) {
   const auto sets = detail::load_test_sets(config.gate, family, base_dir);
   std::unique_ptr<Collective> collective;
   if (env.distributed()) collective = std::make_unique<Collective>(env, device, detail::kRoundGroupTimeout);
-  if (config.ewc.lambda > 0 && !fs::exists(fs::path(ws.dir()) / base.model_dir / kEwcFile))
-    throw ConfigError("ewc.lambda is " + std::to_string(config.ewc.lambda) + " but base " + base.model_id +
-                      " has no " + kEwcFile + " (compute it with `retain fisher` before `retain import`, or set "
-                      "ewc.lambda to 0)");
+  detail::require_base_fisher(ws.dir(), base, config.ewc.lambda);
   if (config.ewc.lambda > 0 && !base.adapter_base_model_id.empty() && !config.lora.enabled())
     throw ConfigError("base " + base.model_id + " is a LoRA version whose Fisher covers its adapter only; a full "
                       "round from it needs a full Fisher: add a \"lora\" section to continue the adapter, or set "

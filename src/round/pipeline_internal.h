@@ -71,6 +71,11 @@ struct RoundInputs {
 RoundInputs load_round_inputs(const std::string& base_dir, const std::string& run_dir, const RoundConfig& config,
                               const Examples& fresh, torch::Device device);
 
+// RegistryError when a round with `lambda` > 0 starts from `base`, whose folder in the workspace
+// `workspace_dir` has no ewc.safetensors: the message gives the `retain fisher` command line that
+// writes it there (with the data the version was trained on, when the registry knows the file).
+void require_base_fisher(const std::string& workspace_dir, const VersionRecord& base, double lambda);
+
 // A version's score on each set's metric: stored in the registry when measured on the same data,
 // otherwise measured now (with `model` when given, else loaded from the version's folder) and stored.
 std::map<std::string, double> stored_or_measured(Registry& registry, const std::string& workspace,

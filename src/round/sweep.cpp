@@ -108,9 +108,7 @@ SweepResult run_sweep(const RoundConfig& config, const SweepOptions& options) {
   const ModelFamily& family = family_of(base_dir);
   if (family.read_examples(base_dir, options.data)->size() == 0) throw DataError(options.data + ": no examples");
   detail::load_test_sets(config.gate, family, base_dir);
-  const bool any_ewc = std::any_of(options.lambdas.begin(), options.lambdas.end(), [](double l) { return l > 0; });
-  if (any_ewc && !fs::exists(fs::path(ws.dir()) / base.model_dir / kEwcFile))
-    throw ConfigError("sweep: a λ > 0 needs the base's " + std::string(kEwcFile) + ", and " + base.model_id + " has none");
+  detail::require_base_fisher(ws.dir(), base, *std::max_element(options.lambdas.begin(), options.lambdas.end()));
 
   SweepResult result;
   result.base_model_id = base.model_id;
