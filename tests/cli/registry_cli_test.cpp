@@ -165,12 +165,16 @@ TEST_F(RegistryCli, AReadOnlyWorkspaceStillListsShowsAndSamples) {
   };
   CliResult r = reader("registry list --json", "list");
   EXPECT_EQ(r.code, kExitOk) << r.describe();
-  if (r.code == kExitOk) EXPECT_EQ(json::parse(r.out).at(0).at("model_id"), "base");
+  if (r.code == kExitOk) {
+    EXPECT_EQ(json::parse(r.out).at(0).at("model_id"), "base");
+  }
   r = reader("registry show base --json", "show");
   EXPECT_EQ(r.code, kExitOk) << r.describe();
   r = reader("buffer stats --json", "stats");
   EXPECT_EQ(r.code, kExitOk) << r.describe();
-  if (r.code == kExitOk) EXPECT_EQ(json::parse(r.out).at("size"), 10);
+  if (r.code == kExitOk) {
+    EXPECT_EQ(json::parse(r.out).at("size"), 10);
+  }
   r = reader("buffer sample 3", "sample");
   EXPECT_EQ(r.code, kExitOk) << r.describe();
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3);
