@@ -150,10 +150,15 @@ TEST_F(RegistryCli, AReadOnlyWorkspaceStillListsShowsAndSamples) {
                     fs::perm_options::add);
   fs::permissions(tmp_.path / "ws", fs::perms::others_read | fs::perms::others_exec, fs::perm_options::add);
   set_writable(false);
+  // nobody may not be able to reach the build folder (a checkout under /root): a copy of the binary
+  // beside the workspace, which it can (the binary links LibTorch from the system, not the build).
+  const fs::path bin = tmp_.path / "retain";
+  fs::copy_file(RETAIN_BIN, bin);
+  fs::permissions(bin, fs::perms::others_read | fs::perms::others_exec, fs::perm_options::add);
   auto reader = [&](const std::string& args, const std::string& tag) {
     const std::string as = ::geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
     const std::string out = "/tmp/retain_ro_" + std::to_string(::getpid()) + "_" + tag;
-    const int status = std::system((as + RETAIN_BIN + " " + args + " --workspace " + path("ws") + " >" + out +
+    const int status = std::system((as + bin.string() + " " + args + " --workspace " + path("ws") + " >" + out +
                                     ".out 2>" + out + ".err").c_str());
     CliResult r;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
